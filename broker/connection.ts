@@ -1,0 +1,216 @@
+/**
+ * One client connection: a duplex stream, its parser, a batched writer and the connection's own
+ * state machine. Packet handling lives in handlers/; this file only moves bytes and enforces the
+ * per-connection timers (connect timeout, keepalive, slow consumer).
+ */
+import type { Duplex } from 'node:stream';
+import { encodePacket } from '../protocol/encoder.js';
+import { ProtocolError } from '../protocol/errors.js';
+import type { Packet, ProtocolVersion } from '../protocol/packets.js';
+import { PacketParser } from '../protocol/parser.js';
+import type { BrokerCore } from './core.js';
+import type { Session } from './session.js';
+import type { WillRecord } from './store/types.js';
+
+export type ConnectionState = 'awaiting-connect' | 'authenticating' | 'connected' | 'closing' | 'closed';
+
+const transitions: Record<ConnectionState, readonly ConnectionState[]> = {
+  'awaiting-connect': ['authenticating', 'connected', 'closing', 'closed'],
+  authenticating: ['connected', 'closing', 'closed'],
+  connected: ['closing', 'closed'],
+  closing: ['closed'],
+  closed: [],
+};
+
+export class Connection {
+  state: ConnectionState = 'awaiting-connect';
+  readonly stream: Duplex;
+  readonly parser: PacketParser;
+  readonly core: BrokerCore;
+  readonly remoteAddress: string | undefined;
+  version: ProtocolVersion = 4;
+  clientId = '';
+  session: Session | null = null;
+  /** The will of this connection, published if it ends without a normal DISCONNECT. */
+  will: WillRecord | undefined;
+  willDelay = 0;
+
+  // Limits the client announced (MQTT 5), applied to what we send it.
+  clientReceiveMaximum = 65535;
+  clientMaxPacketSize = 0;
+  clientTopicAliasMaximum = 0;
+  requestProblemInformation = true;
+  readonly inboundAliases = new Map<number, string>();
+  outboundAliases: Map<string, number> | undefined;
+  /** v5 session expiry requested at CONNECT (a DISCONNECT may not raise it from 0). */
+  connectSessionExpiry = 0;
+
+  keepalive = 0;
+  lastActivity = 0;
+  private keepaliveTimer: NodeJS.Timeout | undefined;
+  private connectTimer: NodeJS.Timeout | undefined;
+  private slowTimer: NodeJS.Timeout | undefined;
+  private corked = false;
+  /** Packets that arrived while an asynchronous authentication was running. */
+  backlog: Packet[] | undefined;
+  /** Set when the client sent DISCONNECT with reason 0x00: the will is discarded [MQTT-3.1.2-10]. */
+  normalDisconnect = false;
+
+  constructor(core: BrokerCore, stream: Duplex, remoteAddress: string | undefined) {
+    this.core = core;
+    this.stream = stream;
+    this.remoteAddress = remoteAddress;
+    this.parser = new PacketParser({ maxPacketSize: core.options.maxPacketSize });
+    this.lastActivity = core.now();
+    stream.on('data', (chunk: Buffer) => this.onData(chunk));
+    stream.on('error', () => this.onClosed());
+    stream.on('close', () => this.onClosed());
+    stream.on('end', () => this.onClosed());
+    stream.on('drain', () => this.onDrain());
+    if (core.options.connectTimeout > 0) {
+      // [MQTT-3.1.4-?] a connection that never sends CONNECT is closed after a bounded time.
+      this.connectTimer = setTimeout(() => {
+        if (this.state === 'awaiting-connect') this.destroy();
+      }, core.options.connectTimeout * 1000);
+      this.connectTimer.unref?.();
+    }
+  }
+
+  /** True once the connection is closing or closed (a method, so type narrowing does not stale it). */
+  isEnding(): boolean {
+    return this.state === 'closing' || this.state === 'closed';
+  }
+
+  transition(next: ConnectionState): void {
+    if (!transitions[this.state].includes(next)) {
+      throw new Error(`connection ${this.clientId || '(no id)'}: illegal transition ${this.state} → ${next}`);
+    }
+    this.state = next;
+    if (next !== 'awaiting-connect' && this.connectTimer !== undefined) {
+      clearTimeout(this.connectTimer);
+      this.connectTimer = undefined;
+    }
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.state === 'closing' || this.state === 'closed') return;
+    this.core.metrics.bytesReceived += chunk.length;
+    this.lastActivity = this.core.now();
+    let packets: Packet[];
+    try {
+      packets = this.parser.push(chunk);
+    } catch (err) {
+      this.core.onProtocolError(this, err as ProtocolError);
+      return;
+    }
+    for (let i = 0; i < packets.length; i++) {
+      if (this.isEnding()) return;
+      if (this.backlog !== undefined) {
+        this.backlog.push(packets[i]!);
+        continue;
+      }
+      try {
+        this.core.dispatch(this, packets[i]!);
+      } catch (err) {
+        if (err instanceof ProtocolError) this.core.onProtocolError(this, err);
+        else this.core.onInternalError(this, err);
+        return;
+      }
+    }
+  }
+
+  /** Writes one encoded packet; writes made in one tick leave in one batch. */
+  write(buf: Buffer): void {
+    if (this.state === 'closed') return;
+    if (!this.corked) {
+      this.corked = true;
+      this.stream.cork();
+      process.nextTick(uncork, this);
+    }
+    this.core.metrics.bytesSent += buf.length;
+    this.stream.write(buf);
+  }
+
+  send(packet: Packet): void {
+    this.write(encodePacket(packet, this.version));
+  }
+
+  /** True while the socket buffer is under the limit; QoS 0 is dropped and QoS 1/2 waits otherwise. */
+  canWrite(): boolean {
+    const buffered = this.stream.writableLength;
+    if (buffered < this.core.options.writeBufferLimit) return true;
+    this.startSlowConsumerTimer();
+    return false;
+  }
+
+  private startSlowConsumerTimer(): void {
+    if (this.slowTimer !== undefined || this.core.options.slowConsumerTimeout <= 0) return;
+    this.slowTimer = setTimeout(() => {
+      this.slowTimer = undefined;
+      if (this.stream.writableLength >= this.core.options.writeBufferLimit && this.state === 'connected') {
+        this.core.metrics.slowConsumerDisconnects++;
+        this.core.disconnect(this, 0x97, 'slow consumer: the client did not read its messages in time');
+      }
+    }, this.core.options.slowConsumerTimeout * 1000);
+    this.slowTimer.unref?.();
+  }
+
+  private onDrain(): void {
+    if (this.slowTimer !== undefined) {
+      clearTimeout(this.slowTimer);
+      this.slowTimer = undefined;
+    }
+    if (this.state === 'connected' && this.session !== null) this.core.pump(this.session);
+  }
+
+  /** Keepalive: the server closes a connection silent for 1.5 × keepalive [MQTT-3.1.2-24]. */
+  startKeepalive(seconds: number): void {
+    this.keepalive = seconds;
+    if (seconds <= 0) return;
+    const limit = seconds * 1500;
+    const check = (): void => {
+      if (this.state !== 'connected') return;
+      const idle = this.core.now() - this.lastActivity;
+      if (idle >= limit) {
+        this.core.metrics.keepaliveTimeouts++;
+        this.core.disconnect(this, 0x8d, 'keep alive timeout');
+        return;
+      }
+      this.keepaliveTimer = setTimeout(check, limit - idle);
+      this.keepaliveTimer.unref?.();
+    };
+    this.keepaliveTimer = setTimeout(check, limit);
+    this.keepaliveTimer.unref?.();
+  }
+
+  /** Flushes what is buffered and closes the socket. */
+  end(): void {
+    if (this.state === 'closed') return;
+    if (this.state !== 'closing') this.transition('closing');
+    this.stream.end();
+    // A peer that never reads would keep the socket half-open: force it after a short grace.
+    const t = setTimeout(() => this.stream.destroy(), 1000);
+    t.unref?.();
+  }
+
+  destroy(): void {
+    this.stream.destroy();
+    this.onClosed();
+  }
+
+  private onClosed(): void {
+    if (this.state === 'closed') return;
+    const wasConnected = this.state === 'connected' || this.state === 'closing';
+    this.state = 'closed';
+    clearTimeout(this.keepaliveTimer);
+    clearTimeout(this.connectTimer);
+    clearTimeout(this.slowTimer);
+    if (!this.stream.destroyed) this.stream.destroy();
+    this.core.onConnectionClosed(this, wasConnected);
+  }
+}
+
+function uncork(conn: Connection): void {
+  conn['corked'] = false;
+  conn.stream.uncork();
+}

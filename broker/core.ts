@@ -1,0 +1,732 @@
+/**
+ * The broker's state and the paths every message takes: dispatch of inbound packets to handlers,
+ * routing through the subscription trie, delivery into session queues within inflight windows,
+ * retained messages, wills, session expiry and recovery from the store.
+ */
+import { encodePublishHeader, publishPacketIdOffset } from '../protocol/encoder.js';
+import { ProtocolError } from '../protocol/errors.js';
+import type { Packet, Properties, PublishPacket, QoS } from '../protocol/packets.js';
+import { topicMatches } from '../protocol/topic.js';
+import type { Connection } from './connection.js';
+import { handleAuth } from './handlers/auth.js';
+import { handleConnect } from './handlers/connect.js';
+import { handleDisconnect } from './handlers/disconnect.js';
+import { handlePuback, handlePubcomp, handlePubrec, handlePubrel } from './handlers/acks.js';
+import { handlePublish } from './handlers/publish.js';
+import { handleSubscribe } from './handlers/subscribe.js';
+import { handleUnsubscribe } from './handlers/unsubscribe.js';
+import { fromStoredMessage, toStoredMessage, wireKey, type Message } from './message.js';
+import { createMetrics, type BrokerMetrics } from './metrics.js';
+import type { BrokerOptions } from './options.js';
+import { SubscriptionTrie } from './router/subscription-trie.js';
+import { Session, type OutEntry } from './session.js';
+import type { Store, SubscriptionRecord, WillRecord } from './store/types.js';
+import { parseSharedFilter } from '../protocol/topic.js';
+
+/** What the trie holds for each subscription. */
+export interface RouteSub {
+  clientId: string;
+  session: Session;
+  qos: QoS;
+  noLocal: boolean;
+  retainAsPublished: boolean;
+  subscriptionId: number | undefined;
+  share: { group: string; filter: string } | undefined;
+}
+
+export interface BrokerEvents {
+  onClientConnected?(clientId: string): void;
+  onClientDisconnected?(clientId: string): void;
+}
+
+const NEVER = 0xffffffff;
+
+export class BrokerCore {
+  readonly options: BrokerOptions;
+  readonly metrics: BrokerMetrics = createMetrics();
+  readonly store: Store;
+  readonly sessions = new Map<string, Session>();
+  readonly trie = new SubscriptionTrie<RouteSub>();
+  readonly retained = new Map<string, Message>();
+  readonly connections = new Set<Connection>();
+  readonly startedAt: number;
+  events: BrokerEvents = {};
+  closing = false;
+
+  /** Round-robin position per shared group (keyed by the trie's member map). */
+  private readonly shareCursor = new WeakMap<object, number>();
+  private routeGeneration = 0;
+  private readonly routed: RouteSub[] = [];
+  private readonly routedQos: QoS[] = [];
+  private readonly routedIds: (number[] | undefined)[] = [];
+  private readonly routedRap: boolean[] = [];
+  private readonly routeMark = new WeakMap<Session, { gen: number; index: number }>();
+  private routing: Message | undefined;
+  private expiryTimer: NodeJS.Timeout | undefined;
+
+  constructor(options: BrokerOptions, store: Store) {
+    this.options = options;
+    this.store = store;
+    this.startedAt = options.clock.now();
+    this.recover();
+    this.expiryTimer = setInterval(() => this.sweepExpiredSessions(), 1000);
+    this.expiryTimer.unref?.();
+  }
+
+  now(): number {
+    return this.options.clock.now();
+  }
+
+  // ---------------------------------------------------------------- dispatch
+
+  dispatch(conn: Connection, packet: Packet): void {
+    if (conn.state === 'awaiting-connect') {
+      // [MQTT-3.1.0-1] the first packet from a client must be CONNECT.
+      if (packet.type !== 'connect') throw new ProtocolError(0x82, `expected CONNECT, got ${packet.type.toUpperCase()}`);
+      handleConnect(this, conn, packet);
+      return;
+    }
+    if (conn.state !== 'connected') return;
+    switch (packet.type) {
+      case 'publish': handlePublish(this, conn, packet); return;
+      case 'puback': handlePuback(this, conn, packet); return;
+      case 'pubrec': handlePubrec(this, conn, packet); return;
+      case 'pubrel': handlePubrel(this, conn, packet); return;
+      case 'pubcomp': handlePubcomp(this, conn, packet); return;
+      case 'subscribe': handleSubscribe(this, conn, packet); return;
+      case 'unsubscribe': handleUnsubscribe(this, conn, packet); return;
+      case 'pingreq': conn.write(PINGRESP); return;
+      case 'disconnect': handleDisconnect(this, conn, packet); return;
+      case 'auth': handleAuth(this, conn, packet); return;
+      case 'connect':
+        // [MQTT-3.1.0-2] a second CONNECT is a protocol violation.
+        throw new ProtocolError(0x82, 'second CONNECT on one connection');
+      default:
+        throw new ProtocolError(0x82, `a client must not send ${packet.type.toUpperCase()}`);
+    }
+  }
+
+  onProtocolError(conn: Connection, err: ProtocolError): void {
+    this.metrics.protocolErrors++;
+    if (conn.state === 'awaiting-connect' || conn.state === 'authenticating') {
+      if (err.reasonCode === 0x84) {
+        // [MQTT-3.1.2-2] unsupported protocol level: CONNACK 0x01 (3.1.1 form, which every level can read).
+        conn.write(Buffer.from([0x20, 0x02, 0x00, 0x01]));
+      } else if (conn.version === 5 && conn.state === 'authenticating') {
+        conn.send({ type: 'connack', sessionPresent: false, reasonCode: err.reasonCode });
+      } else if (this.looksLikeV5Connect(conn)) {
+        conn.write(Buffer.from([0x20, 0x03, 0x00, err.reasonCode, 0x00]));
+      }
+      conn.end();
+      return;
+    }
+    this.disconnect(conn, err.reasonCode, err.message);
+  }
+
+  /** A malformed CONNECT from a v5 client still deserves a v5 CONNACK with the reason. */
+  private looksLikeV5Connect(conn: Connection): boolean {
+    return conn.parser.protocolVersion === 5;
+  }
+
+  onInternalError(conn: Connection, err: unknown): void {
+    this.metrics.protocolErrors++;
+    process.emitWarning(`mqtt-sim broker: internal error handling ${conn.clientId || 'a client'}: ${err instanceof Error ? err.stack : String(err)}`);
+    this.disconnect(conn, 0x83, 'implementation specific error');
+  }
+
+  /** Sends a v5 DISCONNECT with the reason (3.x has none) and closes the connection. */
+  disconnect(conn: Connection, reasonCode: number, reasonString?: string): void {
+    if (conn.state === 'closing' || conn.state === 'closed') return;
+    if (conn.version === 5 && conn.state === 'connected') {
+      const properties: Properties | undefined =
+        reasonString !== undefined && conn.requestProblemInformation ? { reasonString } : undefined;
+      conn.send(properties ? { type: 'disconnect', reasonCode, properties } : { type: 'disconnect', reasonCode });
+    }
+    conn.end();
+  }
+
+  // ---------------------------------------------------------------- connections and sessions
+
+  attach(conn: Connection, session: Session): void {
+    session.connection = conn;
+    session.disconnectedAt = undefined;
+    conn.session = session;
+    this.metrics.clientsConnected++;
+    if (session.willTimer !== undefined) {
+      // [MQTT-3.1.3-9] a reconnect before the will delay elapses cancels the will.
+      clearTimeout(session.willTimer);
+      session.willTimer = undefined;
+    }
+    if (session.pendingWill !== undefined) {
+      session.pendingWill = undefined;
+      if (session.persistent) this.saveSession(session);
+    }
+    this.events.onClientConnected?.(session.clientId);
+  }
+
+  onConnectionClosed(conn: Connection, wasConnected: boolean): void {
+    this.connections.delete(conn);
+    if (wasConnected) this.detach(conn);
+  }
+
+  /** Separates a connection from its session: will, shared-subscription hand-over, session end or persistence. */
+  detach(conn: Connection): void {
+    const session = conn.session;
+    if (session === null || session.connection !== conn) return;
+    session.connection = null;
+    conn.session = null;
+    this.metrics.clientsConnected--;
+    session.disconnectedAt = this.now();
+    this.events.onClientDisconnected?.(session.clientId);
+    this.handOverShared(session);
+
+    // A broker shutting down does not publish wills; persistent sessions keep them for after the restart.
+    const will = conn.normalDisconnect ? undefined : conn.will;
+    if (this.closing) {
+      if (!session.persistent) this.endSessionQuietly(session);
+      else {
+        if (will !== undefined) session.pendingWill = { ...will, dueAt: this.now() + conn.willDelay * 1000 };
+        this.saveSession(session);
+      }
+      return;
+    }
+    conn.will = undefined;
+    if (!session.persistent) {
+      this.endSession(session);
+      if (will !== undefined) this.publishWill(will, session.clientId);
+      return;
+    }
+    if (will !== undefined) {
+      const delay = Math.min(conn.willDelay, session.expiryInterval);
+      if (delay <= 0) {
+        this.publishWill(will, session.clientId);
+      } else {
+        // [MQTT-3.1.3-9] held until the delay passes or the session ends, whichever is first.
+        session.pendingWill = { ...will, dueAt: this.now() + delay * 1000 };
+        this.armWillTimer(session);
+      }
+    }
+    this.saveSession(session);
+  }
+
+  armWillTimer(session: Session): void {
+    const will = session.pendingWill;
+    if (will === undefined || will.dueAt === undefined) return;
+    const wait = Math.max(0, will.dueAt - this.now());
+    session.willTimer = setTimeout(() => {
+      session.willTimer = undefined;
+      const due = session.pendingWill;
+      if (due === undefined || session.connection !== null) return;
+      session.pendingWill = undefined;
+      this.saveSession(session);
+      this.publishWill(due, session.clientId);
+    }, Math.min(wait, 2 ** 31 - 1));
+    session.willTimer.unref?.();
+  }
+
+  publishWill(will: WillRecord, clientId: string): void {
+    this.metrics.willsPublished++;
+    const message: Message = { topic: will.topic, payload: will.payload, qos: will.qos, retain: will.retain, publisherId: clientId };
+    const { properties, expiresAt } = forwardableProperties(will.properties, this.now());
+    if (properties !== undefined) message.properties = properties;
+    if (expiresAt !== undefined) message.expiresAt = expiresAt;
+    this.publish(message);
+  }
+
+  /** Ends a session: its subscriptions leave the trie, its state leaves the store, a pending will is published. */
+  endSession(session: Session): void {
+    if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
+    for (const sub of session.subscriptions.values()) this.removeFromTrie(session.clientId, sub.filter);
+    session.subscriptions.clear();
+    if (session.willTimer !== undefined) clearTimeout(session.willTimer);
+    const will = session.pendingWill;
+    session.pendingWill = undefined;
+    this.handOverShared(session);
+    session.inflight.clear();
+    session.drainPending();
+    this.store.deleteSession(session.clientId);
+    if (will !== undefined) this.publishWill(will, session.clientId);
+  }
+
+  /** Ends a session during shutdown: state leaves the store, nothing is published. */
+  private endSessionQuietly(session: Session): void {
+    session.pendingWill = undefined;
+    this.endSession(session);
+  }
+
+  saveSession(session: Session): void {
+    const record = {
+      clientId: session.clientId,
+      protocolVersion: session.protocolVersion,
+      expiryInterval: session.expiryInterval,
+      ...(session.disconnectedAt !== undefined && session.connection === null ? { disconnectedAt: session.disconnectedAt } : {}),
+      ...(session.pendingWill !== undefined ? { will: session.pendingWill } : {}),
+    };
+    this.store.saveSession(record);
+  }
+
+  private sweepExpiredSessions(): void {
+    const now = this.now();
+    for (const session of this.sessions.values()) {
+      if (session.connection !== null || session.disconnectedAt === undefined) continue;
+      if (session.expiryInterval === NEVER) continue;
+      if (now >= session.disconnectedAt + session.expiryInterval * 1000) {
+        this.metrics.sessionsExpired++;
+        this.endSession(session);
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- subscriptions
+
+  addToTrie(session: Session, rec: SubscriptionRecord): void {
+    const shared = parseSharedFilter(rec.filter);
+    const route: RouteSub = {
+      clientId: session.clientId,
+      session,
+      qos: rec.qos,
+      noLocal: rec.noLocal,
+      retainAsPublished: rec.retainAsPublished,
+      subscriptionId: rec.subscriptionId,
+      share: shared === null ? undefined : { group: shared.group, filter: shared.filter },
+    };
+    if (shared === null) this.trie.add(rec.filter, undefined, route);
+    else this.trie.add(shared.filter, shared.group, route);
+  }
+
+  removeFromTrie(clientId: string, filter: string): void {
+    const shared = parseSharedFilter(filter);
+    if (shared === null) this.trie.remove(filter, undefined, clientId);
+    else this.trie.remove(shared.filter, shared.group, clientId);
+  }
+
+  // ---------------------------------------------------------------- routing
+
+  /**
+   * Routes a message to every matching subscription: one delivery per session at the highest
+   * matching QoS with all matching subscription identifiers [MQTT-3.3.4-2], [MQTT-3.3.4-3];
+   * one member per shared group [MQTT-4.8.2-?]. Returns the number of deliveries.
+   */
+  publish(message: Message): number {
+    if (message.retain) this.updateRetained(message);
+    const gen = ++this.routeGeneration;
+    this.routing = message;
+    this.routeGen = gen;
+    const routed = this.routed;
+    routed.length = 0;
+    this.trie.match(message.topic, this.onRouteSub, this.onRouteShared);
+    this.routing = undefined;
+    const n = routed.length;
+    for (let i = 0; i < n; i++) {
+      const sub = routed[i]!;
+      const qos = (message.qos < this.routedQos[i]! ? message.qos : this.routedQos[i]!) as QoS;
+      // [MQTT-3.3.1-9] (3.1.1) / [MQTT-3.3.1-12] (5.0): RETAIN is cleared on normal forwarding unless retain-as-published.
+      const retain = this.routedRap[i]! && message.retain;
+      this.deliver(sub.session, message, qos, retain, this.routedIds[i], sub.share);
+    }
+    routed.length = 0;
+    return n;
+  }
+
+  private routeGen = 0;
+
+  private readonly onRouteSub = (sub: RouteSub): void => {
+    const message = this.routing!;
+    // [MQTT-3.8.3-3] no-local: not to the publisher's own subscription.
+    if (sub.noLocal && message.publisherId === sub.clientId) return;
+    this.collect(sub);
+  };
+
+  private collect(sub: RouteSub): void {
+    const mark = this.routeMark.get(sub.session);
+    if (mark !== undefined && mark.gen === this.routeGen) {
+      const i = mark.index;
+      if (sub.qos > this.routedQos[i]!) this.routedQos[i] = sub.qos;
+      if (sub.retainAsPublished) this.routedRap[i] = true;
+      if (sub.subscriptionId !== undefined) {
+        const ids = this.routedIds[i];
+        if (ids === undefined) this.routedIds[i] = [sub.subscriptionId];
+        else if (!ids.includes(sub.subscriptionId)) ids.push(sub.subscriptionId);
+      }
+      return;
+    }
+    const index = this.routed.length;
+    if (mark === undefined) this.routeMark.set(sub.session, { gen: this.routeGen, index });
+    else {
+      mark.gen = this.routeGen;
+      mark.index = index;
+    }
+    this.routed.push(sub);
+    this.routedQos[index] = sub.qos;
+    this.routedRap[index] = sub.retainAsPublished;
+    this.routedIds[index] = sub.subscriptionId === undefined ? undefined : [sub.subscriptionId];
+  }
+
+  private readonly onRouteShared = (_group: string, _filter: string, members: ReadonlyMap<string, RouteSub>): void => {
+    const chosen = this.pickSharedMember(members, undefined);
+    if (chosen === undefined) return;
+    // A shared delivery is its own delivery even if the session also matched a non-shared filter.
+    const index = this.routed.length;
+    this.routed.push(chosen);
+    this.routedQos[index] = chosen.qos;
+    this.routedRap[index] = chosen.retainAsPublished;
+    this.routedIds[index] = chosen.subscriptionId === undefined ? undefined : [chosen.subscriptionId];
+  };
+
+  /** Round-robin over connected members with room in their window, then any connected, then any persistent. */
+  private pickSharedMember(members: ReadonlyMap<string, RouteSub>, exclude: Session | undefined): RouteSub | undefined {
+    const list = [...members.values()].filter((m) => m.session !== exclude);
+    if (list.length === 0) return undefined;
+    const start = (this.shareCursor.get(members) ?? 0) % list.length;
+    let fallback: RouteSub | undefined;
+    let offline: RouteSub | undefined;
+    for (let k = 0; k < list.length; k++) {
+      const m = list[(start + k) % list.length]!;
+      const conn = m.session.connection;
+      if (conn !== null && conn.state === 'connected') {
+        if (m.session.pendingCount === 0 && m.session.inflight.size < this.window(conn)) {
+          this.shareCursor.set(members, start + k + 1);
+          return m;
+        }
+        fallback ??= m;
+      } else if (m.session.persistent) {
+        offline ??= m;
+      }
+    }
+    this.shareCursor.set(members, start + 1);
+    return fallback ?? offline;
+  }
+
+  /** A departing shared-subscription member's unacknowledged messages go to another member. */
+  private handOverShared(session: Session): void {
+    const moved: OutEntry[] = [];
+    for (const [id, entry] of session.inflight) {
+      if (entry.share === undefined) continue;
+      session.inflight.delete(id);
+      moved.push(entry);
+    }
+    if (session.pendingCount > 0) {
+      const keep: OutEntry[] = [];
+      for (const entry of session.drainPending()) (entry.share === undefined ? keep : moved).push(entry);
+      for (const entry of keep) session.pushPending(entry);
+    }
+    for (const entry of moved) {
+      if (entry.persisted) this.store.dequeue(session.clientId, entry.seq);
+      const share = entry.share!;
+      let target: RouteSub | undefined;
+      this.trie.match(entry.message.topic, noop, (group, filter, members) => {
+        if (group === share.group && filter === share.filter) target = this.pickSharedMember(members, session);
+      });
+      if (target !== undefined) this.deliver(target.session, entry.message, entry.qos, entry.retain, entry.subscriptionIds, share);
+    }
+  }
+
+  // ---------------------------------------------------------------- delivery
+
+  window(conn: Connection): number {
+    return conn.clientReceiveMaximum < this.options.maxInflight ? conn.clientReceiveMaximum : this.options.maxInflight;
+  }
+
+  deliver(
+    session: Session, message: Message, qos: QoS, retain: boolean,
+    subscriptionIds: number[] | undefined, share: { group: string; filter: string } | undefined,
+  ): void {
+    const conn = session.connection;
+    const online = conn !== null && conn.state === 'connected';
+    if (qos === 0) {
+      if (online) {
+        if (conn.canWrite()) this.writePublish(conn, message, 0, retain, subscriptionIds, 0, false);
+        else this.metrics.dropped.slowConsumer++;
+        return;
+      }
+      if (!session.persistent || !this.options.queueQos0) return;
+    }
+    const entry: OutEntry = {
+      seq: session.nextSeq++, message, qos, retain, packetId: 0, state: 'queued', persisted: session.persistent,
+    };
+    if (subscriptionIds !== undefined) entry.subscriptionIds = subscriptionIds;
+    if (share !== undefined) entry.share = share;
+    if (online && qos > 0 && session.pendingCount === 0 && session.inflight.size < this.window(conn) && conn.canWrite()) {
+      if (entry.persisted) this.persistEntry(session, entry);
+      this.sendEntry(conn, session, entry, false);
+      return;
+    }
+    if (!this.admit(session, entry)) return;
+    if (entry.persisted) this.persistEntry(session, entry);
+    session.pushPending(entry);
+  }
+
+  /** Applies the per-session queue limits and drop policy; every drop is counted. */
+  private admit(session: Session, entry: OutEntry): boolean {
+    const o = this.options;
+    const size = entry.message.payload.length;
+    while (session.pendingCount >= o.maxQueuedMessages || session.queuedBytes + size > o.maxQueuedBytes) {
+      if (o.queueDropPolicy === 'drop-new' || session.pendingCount === 0) {
+        this.metrics.dropped.queueFull++;
+        session.dropped++;
+        return false;
+      }
+      const oldest = session.shiftPending()!;
+      if (oldest.persisted) this.store.dequeue(session.clientId, oldest.seq);
+      this.metrics.dropped.queueFull++;
+      session.dropped++;
+    }
+    return true;
+  }
+
+  private persistEntry(session: Session, entry: OutEntry): void {
+    const message = entry.message;
+    if (message.storeId === undefined) message.storeId = this.store.putMessage(toStoredMessage(message));
+    this.store.enqueue(session.clientId, {
+      seq: entry.seq, messageId: message.storeId, qos: entry.qos, state: 'queued', retain: entry.retain,
+      ...(entry.subscriptionIds !== undefined ? { subscriptionIds: entry.subscriptionIds } : {}),
+    });
+  }
+
+  /** Sends queued deliveries while the client's window and socket have room. */
+  pump(session: Session): void {
+    const conn = session.connection;
+    if (conn === null || conn.state !== 'connected') return;
+    const window = this.window(conn);
+    while (session.pendingCount > 0 && session.inflight.size < window) {
+      if (!conn.canWrite()) return;
+      const entry = session.shiftPending()!;
+      if (entry.qos === 0) {
+        this.writePublish(conn, entry.message, 0, entry.retain, entry.subscriptionIds, 0, false);
+        if (entry.persisted) this.store.dequeue(session.clientId, entry.seq);
+        continue;
+      }
+      this.sendEntry(conn, session, entry, false);
+    }
+  }
+
+  private sendEntry(conn: Connection, session: Session, entry: OutEntry, dup: boolean): void {
+    const message = entry.message;
+    if (message.expiresAt !== undefined && message.expiresAt <= this.now()) {
+      // Expired messages leave the queue without being sent [MQTT-3.3.2-5].
+      this.metrics.dropped.expired++;
+      session.dropped++;
+      if (entry.persisted) this.store.dequeue(session.clientId, entry.seq);
+      return;
+    }
+    entry.packetId = session.allocatePacketId();
+    entry.state = 'sent';
+    session.inflight.set(entry.packetId, entry);
+    if (entry.persisted) this.store.updateQueueEntry(session.clientId, entry.seq, { state: 'sent', packetId: entry.packetId });
+    if (!this.writePublish(conn, message, entry.qos, entry.retain, entry.subscriptionIds, entry.packetId, dup)) {
+      // Too large for this client: behave as if it was delivered [MQTT-3.1.2-25].
+      this.complete(session, entry);
+    }
+  }
+
+  /** The final acknowledgement of a delivery: it leaves the session and the store. */
+  complete(session: Session, entry: OutEntry): void {
+    session.inflight.delete(entry.packetId);
+    if (entry.persisted) this.store.dequeue(session.clientId, entry.seq);
+  }
+
+  /** On resume: unacknowledged PUBLISH resent with DUP and PUBREL resent, in original order [MQTT-4.4.0-1]. */
+  resume(conn: Connection, session: Session): void {
+    for (const entry of session.inflight.values()) {
+      if (entry.state === 'pubrec-received') {
+        conn.send({ type: 'pubrel', packetId: entry.packetId });
+      } else {
+        if (!this.writePublish(conn, entry.message, entry.qos, entry.retain, entry.subscriptionIds, entry.packetId, true)) {
+          this.complete(session, entry);
+        }
+      }
+    }
+    this.pump(session);
+  }
+
+  /**
+   * Writes a PUBLISH: header then payload, the payload never copied. Headers without per-client
+   * parts are encoded once per message and wire shape and shared across the fan-out.
+   * Returns false when the packet exceeds the client's Maximum Packet Size (it is not sent).
+   */
+  writePublish(
+    conn: Connection, message: Message, qos: QoS, retain: boolean,
+    subscriptionIds: number[] | undefined, packetId: number, dup: boolean,
+  ): boolean {
+    const version = conn.version;
+    let header: Buffer;
+    const perClient = version === 5 && (subscriptionIds !== undefined || message.expiresAt !== undefined || conn.clientTopicAliasMaximum > 0);
+    if (!perClient) {
+      const key = wireKey(version, qos, retain);
+      let cache = message.encoded;
+      let shared = cache?.get(key);
+      if (shared === undefined) {
+        shared = encodePublishHeader(
+          { type: 'publish', topic: message.topic, payload: message.payload, qos, retain, dup: false, ...(qos > 0 ? { packetId: 1 } : {}), ...(message.properties ? { properties: message.properties } : {}) },
+          version,
+        );
+        if (cache === undefined) cache = message.encoded = new Map();
+        cache.set(key, shared);
+      }
+      if (qos === 0) header = shared;
+      else {
+        header = Buffer.allocUnsafe(shared.length);
+        shared.copy(header);
+        const at = publishPacketIdOffset(header);
+        header[at] = packetId >> 8;
+        header[at + 1] = packetId & 0xff;
+        if (dup) header[0] = header[0]! | 0x08;
+      }
+    } else {
+      header = this.encodePerClientHeader(conn, message, qos, retain, subscriptionIds, packetId, dup);
+    }
+    if (conn.clientMaxPacketSize > 0 && header.length + message.payload.length > conn.clientMaxPacketSize) {
+      this.metrics.dropped.packetTooLarge++;
+      return false;
+    }
+    conn.write(header);
+    if (message.payload.length > 0) conn.write(message.payload);
+    this.metrics.messagesSent++;
+    this.metrics.publishSent[qos]++;
+    return true;
+  }
+
+  private encodePerClientHeader(
+    conn: Connection, message: Message, qos: QoS, retain: boolean,
+    subscriptionIds: number[] | undefined, packetId: number, dup: boolean,
+  ): Buffer {
+    const properties: Properties = { ...message.properties };
+    if (message.expiresAt !== undefined) {
+      // [MQTT-3.3.2-6] the expiry interval sent is what remains of it.
+      properties.messageExpiryInterval = Math.max(0, Math.ceil((message.expiresAt - this.now()) / 1000));
+    }
+    if (subscriptionIds !== undefined) properties.subscriptionIdentifiers = subscriptionIds;
+    let topic = message.topic;
+    if (conn.clientTopicAliasMaximum > 0) {
+      const aliases = (conn.outboundAliases ??= new Map());
+      const alias = aliases.get(topic);
+      if (alias !== undefined) {
+        properties.topicAlias = alias;
+        topic = '';
+      } else if (aliases.size < conn.clientTopicAliasMaximum) {
+        // [MQTT-3.3.2-?] a new alias is sent together with its topic name once.
+        const next = aliases.size + 1;
+        aliases.set(topic, next);
+        properties.topicAlias = next;
+      }
+    }
+    const packet: PublishPacket = { type: 'publish', topic, payload: message.payload, qos, retain, dup };
+    if (qos > 0) packet.packetId = packetId;
+    if (Object.keys(properties).length > 0) packet.properties = properties;
+    return encodePublishHeader(packet, conn.version);
+  }
+
+  // ---------------------------------------------------------------- retained messages
+
+  private updateRetained(message: Message): void {
+    const topic = message.topic;
+    // [MQTT-3.3.1-6], [MQTT-3.3.1-7]: an empty retained payload clears the topic and is not stored.
+    if (message.payload.length === 0) {
+      if (this.retained.delete(topic)) this.store.setRetained(topic, null);
+      return;
+    }
+    if (message.storeId === undefined) message.storeId = this.store.putMessage(toStoredMessage(message));
+    this.retained.set(topic, message);
+    this.store.setRetained(topic, message.storeId);
+  }
+
+  /** Retained messages matching a (non-shared) filter, expired ones purged on the way. */
+  matchRetained(filter: string): Message[] {
+    const now = this.now();
+    const out: Message[] = [];
+    for (const [topic, message] of this.retained) {
+      if (!topicMatches(filter, topic)) continue;
+      if (message.expiresAt !== undefined && message.expiresAt <= now) {
+        this.retained.delete(topic);
+        this.store.setRetained(topic, null);
+        continue;
+      }
+      out.push(message);
+    }
+    return out;
+  }
+
+  // ---------------------------------------------------------------- recovery
+
+  /** Rebuilds sessions, subscriptions, queues and retained messages from the store. */
+  private recover(): void {
+    const store = this.store;
+    const now = this.now();
+    for (const { messageId, message } of store.loadRetained()) {
+      if (message.expiresAt !== undefined && message.expiresAt <= now) {
+        store.setRetained(message.topic, null);
+        continue;
+      }
+      this.retained.set(message.topic, fromStoredMessage(message, messageId));
+    }
+    const messages = new Map<number, Message>();
+    for (const rec of store.loadSessions()) {
+      const session = new Session(rec.clientId, rec.protocolVersion);
+      session.expiryInterval = rec.expiryInterval;
+      // Time while the broker was down counts towards expiry from the moment it comes back at the latest.
+      session.disconnectedAt = rec.disconnectedAt ?? now;
+      if (rec.will !== undefined) {
+        session.pendingWill = rec.will;
+      }
+      if (rec.expiryInterval !== NEVER && now >= session.disconnectedAt + rec.expiryInterval * 1000) {
+        store.deleteSession(rec.clientId);
+        if (rec.will !== undefined) this.deferredWills.push({ will: rec.will, clientId: rec.clientId });
+        continue;
+      }
+      for (const entry of store.loadQueue(rec.clientId)) {
+        let message = messages.get(entry.messageId);
+        if (message === undefined) {
+          message = fromStoredMessage(entry.message, entry.messageId);
+          messages.set(entry.messageId, message);
+        }
+        const out: OutEntry = {
+          seq: entry.seq, message, qos: entry.qos, retain: entry.retain, packetId: entry.packetId ?? 0,
+          state: entry.state, persisted: true,
+        };
+        if (entry.subscriptionIds !== undefined) out.subscriptionIds = entry.subscriptionIds;
+        if (entry.state !== 'queued' && entry.packetId !== undefined) session.inflight.set(entry.packetId, out);
+        else session.pushPending(out);
+        if (entry.seq >= session.nextSeq) session.nextSeq = entry.seq + 1;
+      }
+      for (const id of store.loadInboundQos2(rec.clientId)) session.inboundQos2.add(id);
+      this.sessions.set(rec.clientId, session);
+    }
+    for (const sub of store.loadSubscriptions()) {
+      const session = this.sessions.get(sub.clientId);
+      if (session === undefined) continue;
+      session.subscriptions.set(sub.filter, sub);
+      this.addToTrie(session, sub);
+    }
+    for (const session of this.sessions.values()) if (session.pendingWill !== undefined) this.armWillTimer(session);
+  }
+
+  /** Wills of sessions that expired while the broker was down; published once the broker listens. */
+  readonly deferredWills: Array<{ will: WillRecord; clientId: string }> = [];
+
+  close(): void {
+    this.closing = true;
+    clearInterval(this.expiryTimer);
+    for (const session of this.sessions.values()) if (session.willTimer !== undefined) clearTimeout(session.willTimer);
+  }
+}
+
+/** Properties a broker forwards with a message; the expiry interval becomes an absolute deadline. */
+export function forwardableProperties(props: Properties | undefined, now: number): { properties?: Properties; expiresAt?: number } {
+  if (props === undefined) return {};
+  const out: Properties = {};
+  let any = false;
+  let expiresAt: number | undefined;
+  if (props.payloadFormatIndicator !== undefined) { out.payloadFormatIndicator = props.payloadFormatIndicator; any = true; }
+  if (props.contentType !== undefined) { out.contentType = props.contentType; any = true; }
+  if (props.responseTopic !== undefined) { out.responseTopic = props.responseTopic; any = true; }
+  if (props.correlationData !== undefined) { out.correlationData = Buffer.from(props.correlationData); any = true; }
+  if (props.userProperties !== undefined) { out.userProperties = props.userProperties; any = true; }
+  if (props.messageExpiryInterval !== undefined) expiresAt = now + props.messageExpiryInterval * 1000;
+  const result: { properties?: Properties; expiresAt?: number } = {};
+  if (any) result.properties = out;
+  if (expiresAt !== undefined) result.expiresAt = expiresAt;
+  return result;
+}
+
+const PINGRESP = Buffer.from([0xd0, 0x00]);
+function noop(): void {}

@@ -1,0 +1,104 @@
+/**
+ * A session: what the broker remembers about a client id across connections — subscriptions,
+ * the outbound queue (inflight QoS 1/2 deliveries and messages waiting for a window), QoS 2 packet ids
+ * received but not yet released, expiry and a delayed will.
+ */
+import type { ProtocolVersion, QoS } from '../protocol/packets.js';
+import type { Connection } from './connection.js';
+import type { Message } from './message.js';
+import type { DeliveryState, SubscriptionRecord, WillRecord } from './store/types.js';
+
+export interface OutEntry {
+  seq: number;
+  message: Message;
+  qos: QoS;
+  retain: boolean;
+  subscriptionIds?: number[];
+  packetId: number;
+  state: DeliveryState;
+  /** Set when the message reached this session through a shared subscription. */
+  share?: { group: string; filter: string };
+  /** Whether the entry is written to the store (persistent sessions only). */
+  persisted: boolean;
+}
+
+export class Session {
+  readonly clientId: string;
+  protocolVersion: ProtocolVersion;
+  /** Seconds; 0 ends the session with the connection; 0xFFFFFFFF never expires. */
+  expiryInterval = 0;
+  connection: Connection | null = null;
+  disconnectedAt: number | undefined;
+  /** A will waiting for its delay (or for the session to end) after the connection is gone. */
+  pendingWill: WillRecord | undefined;
+  willTimer: NodeJS.Timeout | undefined;
+
+  readonly subscriptions = new Map<string, SubscriptionRecord>();
+  /** QoS 1/2 deliveries sent and not yet completed, by packet id, in send order. */
+  readonly inflight = new Map<number, OutEntry>();
+  /** Deliveries waiting for a window or for the client to come back, in order. */
+  pending: OutEntry[] = [];
+  pendingHead = 0;
+  queuedBytes = 0;
+  /** QoS 2 packet ids received (PUBREC sent) and not yet released by PUBREL. */
+  readonly inboundQos2 = new Set<number>();
+  nextSeq = 1;
+  private nextPacketId = 1;
+  /** Messages dropped from this session's queue (limits and expiry), for operators. */
+  dropped = 0;
+
+  constructor(clientId: string, protocolVersion: ProtocolVersion) {
+    this.clientId = clientId;
+    this.protocolVersion = protocolVersion;
+  }
+
+  get persistent(): boolean {
+    return this.expiryInterval > 0;
+  }
+
+  get pendingCount(): number {
+    return this.pending.length - this.pendingHead;
+  }
+
+  pushPending(entry: OutEntry): void {
+    this.pending.push(entry);
+    this.queuedBytes += entry.message.payload.length;
+  }
+
+  shiftPending(): OutEntry | undefined {
+    if (this.pendingHead >= this.pending.length) return undefined;
+    const entry = this.pending[this.pendingHead]!;
+    this.pending[this.pendingHead] = undefined as unknown as OutEntry;
+    this.pendingHead++;
+    // Compact once the consumed prefix dominates, so the array does not grow without bound.
+    if (this.pendingHead > 1024 && this.pendingHead * 2 > this.pending.length) {
+      this.pending = this.pending.slice(this.pendingHead);
+      this.pendingHead = 0;
+    }
+    this.queuedBytes -= entry.message.payload.length;
+    return entry;
+  }
+
+  peekPending(): OutEntry | undefined {
+    return this.pendingHead < this.pending.length ? this.pending[this.pendingHead] : undefined;
+  }
+
+  /** Removes and returns every pending entry (for re-routing or clearing). */
+  drainPending(): OutEntry[] {
+    const rest = this.pending.slice(this.pendingHead);
+    this.pending = [];
+    this.pendingHead = 0;
+    this.queuedBytes = 0;
+    return rest;
+  }
+
+  /** The next free packet identifier (1..65535, never one still inflight). */
+  allocatePacketId(): number {
+    for (let i = 0; i < 65535; i++) {
+      const id = this.nextPacketId;
+      this.nextPacketId = id === 65535 ? 1 : id + 1;
+      if (!this.inflight.has(id)) return id;
+    }
+    throw new Error('no free packet identifier: 65535 messages inflight');
+  }
+}

@@ -1,0 +1,7 @@
+import type { CommandModule } from 'yargs';
+
+/**
+ * Every registered command. Only commands that work are listed here; later issues add
+ * `broker`, `run`, `validate`, `report`, `compare`, `merge`, `capacity`, `proxy` and `passwd`.
+ */
+export const commands: CommandModule<object, any>[] = [];
