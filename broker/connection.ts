@@ -50,7 +50,8 @@ export class Connection {
   private keepaliveTimer: NodeJS.Timeout | undefined;
   private connectTimer: NodeJS.Timeout | undefined;
   private slowTimer: NodeJS.Timeout | undefined;
-  private corked = false;
+  private readonly outbox: Buffer[] = [];
+  private outboxBytes = 0;
   /** Packets that arrived while an asynchronous authentication was running. */
   backlog: Packet[] | undefined;
   /** Set when the client sent DISCONNECT with reason 0x00: the will is discarded [MQTT-3.1.2-10]. */
@@ -119,16 +120,36 @@ export class Connection {
     }
   }
 
-  /** Writes one encoded packet; writes made in one tick leave in one batch. */
+  /**
+   * Queues bytes for the client. Everything queued in one tick leaves as one write: small batches
+   * are joined into a single buffer, larger ones go out as one corked writev.
+   */
   write(buf: Buffer): void {
     if (this.state === 'closed') return;
-    if (!this.corked) {
-      this.corked = true;
-      this.stream.cork();
-      process.nextTick(uncork, this);
-    }
+    if (this.outbox.length === 0) process.nextTick(flushOutbox, this);
+    this.outbox.push(buf);
+    this.outboxBytes += buf.length;
     this.core.metrics.bytesSent += buf.length;
-    this.stream.write(buf);
+  }
+
+  /** @internal */
+  flush(): void {
+    const outbox = this.outbox;
+    const n = outbox.length;
+    if (n === 0 || this.stream.destroyed) {
+      outbox.length = 0;
+      this.outboxBytes = 0;
+      return;
+    }
+    if (n === 1) this.stream.write(outbox[0]!);
+    else if (this.outboxBytes <= 65536) this.stream.write(Buffer.concat(outbox, this.outboxBytes));
+    else {
+      this.stream.cork();
+      for (let i = 0; i < n; i++) this.stream.write(outbox[i]!);
+      this.stream.uncork();
+    }
+    outbox.length = 0;
+    this.outboxBytes = 0;
   }
 
   send(packet: Packet): void {
@@ -137,7 +158,7 @@ export class Connection {
 
   /** True while the socket buffer is under the limit; QoS 0 is dropped and QoS 1/2 waits otherwise. */
   canWrite(): boolean {
-    const buffered = this.stream.writableLength;
+    const buffered = this.stream.writableLength + this.outboxBytes;
     if (buffered < this.core.options.writeBufferLimit) return true;
     this.startSlowConsumerTimer();
     return false;
@@ -187,6 +208,7 @@ export class Connection {
   end(): void {
     if (this.state === 'closed') return;
     if (this.state !== 'closing') this.transition('closing');
+    this.flush();
     this.stream.end();
     // A peer that never reads would keep the socket half-open: force it after a short grace.
     const t = setTimeout(() => this.stream.destroy(), 1000);
@@ -210,7 +232,6 @@ export class Connection {
   }
 }
 
-function uncork(conn: Connection): void {
-  conn['corked'] = false;
-  conn.stream.uncork();
+function flushOutbox(conn: Connection): void {
+  conn.flush();
 }

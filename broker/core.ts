@@ -60,7 +60,6 @@ export class BrokerCore {
   private readonly routedQos: QoS[] = [];
   private readonly routedIds: (number[] | undefined)[] = [];
   private readonly routedRap: boolean[] = [];
-  private readonly routeMark = new WeakMap<Session, { gen: number; index: number }>();
   private routing: Message | undefined;
   private expiryTimer: NodeJS.Timeout | undefined;
 
@@ -338,9 +337,9 @@ export class BrokerCore {
   };
 
   private collect(sub: RouteSub): void {
-    const mark = this.routeMark.get(sub.session);
-    if (mark !== undefined && mark.gen === this.routeGen) {
-      const i = mark.index;
+    const session = sub.session;
+    if (session.routeGen === this.routeGen) {
+      const i = session.routeIndex;
       if (sub.qos > this.routedQos[i]!) this.routedQos[i] = sub.qos;
       if (sub.retainAsPublished) this.routedRap[i] = true;
       if (sub.subscriptionId !== undefined) {
@@ -351,11 +350,8 @@ export class BrokerCore {
       return;
     }
     const index = this.routed.length;
-    if (mark === undefined) this.routeMark.set(sub.session, { gen: this.routeGen, index });
-    else {
-      mark.gen = this.routeGen;
-      mark.index = index;
-    }
+    session.routeGen = this.routeGen;
+    session.routeIndex = index;
     this.routed.push(sub);
     this.routedQos[index] = sub.qos;
     this.routedRap[index] = sub.retainAsPublished;
@@ -553,15 +549,18 @@ export class BrokerCore {
     const perClient = version === 5 && (subscriptionIds !== undefined || message.expiresAt !== undefined || conn.clientTopicAliasMaximum > 0);
     if (!perClient) {
       const key = wireKey(version, qos, retain);
-      let cache = message.encoded;
-      let shared = cache?.get(key);
+      let shared = message.headerKey === key ? message.header : message.moreHeaders?.get(key);
       if (shared === undefined) {
         shared = encodePublishHeader(
           { type: 'publish', topic: message.topic, payload: message.payload, qos, retain, dup: false, ...(qos > 0 ? { packetId: 1 } : {}), ...(message.properties ? { properties: message.properties } : {}) },
           version,
         );
-        if (cache === undefined) cache = message.encoded = new Map();
-        cache.set(key, shared);
+        if (message.headerKey === undefined) {
+          message.headerKey = key;
+          message.header = shared;
+        } else {
+          (message.moreHeaders ??= new Map()).set(key, shared);
+        }
       }
       if (qos === 0) header = shared;
       else {

@@ -15,10 +15,13 @@ export interface Message {
   /** Store id once the message has been persisted (it is persisted at most once). */
   storeId?: number;
   /**
-   * PUBLISH headers already encoded for this message, keyed by wireKey(); a fan-out to many
-   * subscribers encodes each distinct (version, qos, retain) header once.
+   * PUBLISH headers already encoded for this message, keyed by wireKey(): a fan-out to many
+   * subscribers encodes each distinct (version, qos, retain) header once. The first shape lives in
+   * two plain fields (most messages have one), further shapes in a map.
    */
-  encoded?: Map<number, Buffer>;
+  headerKey?: number;
+  header?: Buffer;
+  moreHeaders?: Map<number, Buffer>;
 }
 
 export function wireKey(version: number, qos: number, retain: boolean): number {

@@ -44,6 +44,9 @@ export class Session {
   readonly inboundQos2 = new Set<number>();
   nextSeq = 1;
   private nextPacketId = 1;
+  /** Scratch for the router: the publish generation that last matched this session, and its slot. */
+  routeGen = 0;
+  routeIndex = 0;
   /** Messages dropped from this session's queue (limits and expiry), for operators. */
   dropped = 0;
 

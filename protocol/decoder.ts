@@ -109,6 +109,8 @@ function decodeConnect(r: Reader): ConnectPacket {
     if (version === 5) willProperties = readProperties(r, 'will');
     const topic = r.utf8('will topic');
     checkTopicName(topic, 'will topic', 0x90);
+    // [MQTT-4.7.3-1] a topic name is at least one character; a will has no topic alias to stand in.
+    if (topic.length === 0) throw new ProtocolError(0x90, 'empty will topic');
     const payload = r.binary('will payload');
     const will: Will = { topic, payload, qos: willQos as QoS, retain: willRetain };
     if (willProperties !== undefined) will.properties = willProperties;
@@ -157,7 +159,7 @@ function decodePublish(r: Reader, firstByte: number, version: ProtocolVersion): 
   if (version === 5) {
     const properties = readProperties(r, 'publish');
     if (properties !== undefined) packet.properties = properties;
-    // [MQTT-3.3.2-8] a zero-length topic needs a topic alias.
+    // 5.0 section 3.3.2.1: a zero-length topic name is a protocol error unless a topic alias stands in.
     if (topic.length === 0 && properties?.topicAlias === undefined) {
       throw protocolViolation('PUBLISH with an empty topic name and no topic alias');
     }
@@ -194,13 +196,17 @@ function decodeSubscribe(r: Reader, version: ProtocolVersion): SubscribePacket {
     const properties = readProperties(r, 'subscribe');
     if (properties !== undefined) packet.properties = properties;
   }
-  // [MQTT-3.8.3-3] at least one topic filter.
+  // [MQTT-3.8.3-3] (3.1.1) / [MQTT-3.8.3-2] (5.0): at least one topic filter.
   if (r.remaining() === 0) throw protocolViolation('SUBSCRIBE without topic filters');
   while (r.remaining() > 0) {
     const topic = r.utf8('topic filter');
     const options = r.u8('subscription options');
     const qos = options & 0x03;
-    if (qos === 3) throw malformed(`subscription to '${topic}' asks for QoS 3`);
+    if (qos === 3) {
+      // 3.1.1 [MQTT-3-8.3-4]: malformed. 5.0 section 3.8.3.1: "It is a Protocol Error if the Maximum QoS field has the value 3."
+      const message = `subscription to '${topic}' asks for QoS 3`;
+      throw version === 5 ? protocolViolation(message) : malformed(message);
+    }
     const subscription: Subscription = { topic, qos: qos as QoS };
     if (version === 5) {
       // [MQTT-3.8.3-5] bits 7-6 are reserved.
