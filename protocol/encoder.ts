@@ -8,7 +8,8 @@ import type {
   PublishPacket, SubackPacket, SubscribePacket, UnsubackPacket, UnsubscribePacket,
 } from './packets.js';
 import { propertiesLength, writeProperties, type PropertyContext } from './properties.js';
-import { utf8Length, varintLength, writeBinary, writeU16, writeUtf8String, writeVarint } from './writer.js';
+import { allowedReasonCodes, allowedV4SubackCodes } from './reason-codes.js';
+import { utf8Length, utf8Problem, varintLength, writeBinary, writeU16, writeUtf8String, writeVarint } from './writer.js';
 
 const MAX_REMAINING = 268_435_455;
 
@@ -28,6 +29,8 @@ function allocPacket(firstByte: number, bodyLength: number): { buf: Buffer; pos:
 
 export function stringLength(what: string, s: string): number {
   if (typeof s !== 'string') invalid(`${what} must be a string`);
+  const problem = utf8Problem(s);
+  if (problem !== null) invalid(`${what} ${problem}`);
   const n = utf8Length(s);
   if (n > 0xffff) invalid(`${what} is longer than 65535 bytes`);
   return 2 + n;
@@ -52,6 +55,12 @@ function checkQos(qos: number, what: string): void {
 
 function checkByte(code: number, what: string): void {
   if (!Number.isInteger(code) || code < 0 || code > 255) invalid(`${what} must be a byte, got ${String(code)}`);
+}
+
+/** A reason code must be one the specification lists for that packet (MQTT 5) [MQTT-2.4-?]. */
+function checkReasonCode(code: number, allowed: ReadonlySet<number>, what: string): void {
+  checkByte(code, what);
+  if (!allowed.has(code)) invalid(`${what} 0x${code.toString(16).padStart(2, '0')} is not defined for this packet`);
 }
 
 /** Length of the property block including its own length prefix. */
@@ -103,6 +112,9 @@ export function encodeConnect(p: ConnectPacket): Buffer {
   const will = p.will;
   if (will !== undefined) {
     checkQos(will.qos, 'will');
+    if (will.topic.length === 0 || will.topic.includes('+') || will.topic.includes('#')) {
+      invalid(`will topic '${will.topic}' is not a valid topic name`);
+    }
     if (version === 5) {
       willPropsLength = propertyBlock(will.properties, 'will');
       length += varintLength(willPropsLength) + willPropsLength;
@@ -134,7 +146,8 @@ export function encodeConnect(p: ConnectPacket): Buffer {
 }
 
 export function encodeConnack(p: ConnackPacket, version: ProtocolVersion): Buffer {
-  checkByte(p.reasonCode, 'CONNACK reason code');
+  if (version === 5) checkReasonCode(p.reasonCode, allowedReasonCodes.connack, 'CONNACK reason code');
+  else checkByte(p.reasonCode, 'CONNACK return code');
   if (version !== 5) {
     if (p.reasonCode > 5) invalid(`MQTT 3.1.1 CONNACK return codes are 0-5, got ${p.reasonCode}`);
     return Buffer.from([0x20, 0x02, p.sessionPresent ? 1 : 0, p.reasonCode]);
@@ -175,7 +188,14 @@ export function encodePublishHeader(p: PublishPacket, version: ProtocolVersion):
   const qos = p.qos;
   checkQos(qos, 'PUBLISH');
   if (!Buffer.isBuffer(p.payload)) invalid('PUBLISH payload must be a Buffer');
-  let variable = stringLength('topic name', p.topic);
+  // [MQTT-3.3.1-2] DUP is 0 for QoS 0; [MQTT-3.3.2-2] no wildcards in a topic name.
+  if (p.dup && qos === 0) invalid('PUBLISH with QoS 0 must not set DUP');
+  const topic = p.topic;
+  if (topic.includes('+') || topic.includes('#')) invalid(`topic name '${topic}' contains a wildcard`);
+  if (topic.length === 0 && (version !== 5 || p.properties?.topicAlias === undefined)) {
+    invalid('PUBLISH needs a topic name (MQTT 5: or a topic alias)');
+  }
+  let variable = stringLength('topic name', topic);
   if (qos > 0) {
     checkPacketId(p.packetId, 'PUBLISH with QoS > 0');
     variable += 2;
@@ -203,7 +223,7 @@ function encodeAck(
 ): Buffer {
   checkPacketId(packetId, context.toUpperCase());
   const code = reasonCode ?? 0;
-  checkByte(code, `${context.toUpperCase()} reason code`);
+  if (version === 5) checkReasonCode(code, allowedReasonCodes[context as 'puback'], `${context.toUpperCase()} reason code`);
   if (version !== 5 || (code === 0 && props === undefined)) {
     return Buffer.from([firstByte, 0x02, packetId >> 8, packetId & 0xff]);
   }
@@ -251,7 +271,8 @@ export function encodeSubscribe(p: SubscribePacket, version: ProtocolVersion): B
 export function encodeSuback(p: SubackPacket, version: ProtocolVersion): Buffer {
   checkPacketId(p.packetId, 'SUBACK');
   if (!Array.isArray(p.reasonCodes) || p.reasonCodes.length === 0) invalid('SUBACK needs at least one reason code');
-  for (const code of p.reasonCodes) checkByte(code, 'SUBACK reason code');
+  const allowedSuback = version === 5 ? allowedReasonCodes.suback : allowedV4SubackCodes;
+  for (const code of p.reasonCodes) checkReasonCode(code, allowedSuback, 'SUBACK reason code');
   let length = 2 + p.reasonCodes.length;
   let propsLength = 0;
   if (version === 5) {
@@ -287,7 +308,7 @@ export function encodeUnsuback(p: UnsubackPacket, version: ProtocolVersion): Buf
   if (version !== 5) return Buffer.from([0xb0, 0x02, p.packetId >> 8, p.packetId & 0xff]);
   const codes = p.reasonCodes ?? [];
   if (codes.length === 0) invalid('an MQTT 5 UNSUBACK needs one reason code per topic filter');
-  for (const code of codes) checkByte(code, 'UNSUBACK reason code');
+  for (const code of codes) checkReasonCode(code, allowedReasonCodes.unsuback, 'UNSUBACK reason code');
   const propsLength = propertyBlock(p.properties, 'unsuback');
   const { buf, pos: start } = allocPacket(0xb0, 2 + varintLength(propsLength) + propsLength + codes.length);
   let pos = writeU16(buf, start, p.packetId);
@@ -299,7 +320,7 @@ export function encodeUnsuback(p: UnsubackPacket, version: ProtocolVersion): Buf
 /** DISCONNECT and AUTH: an optional reason code and optional properties (MQTT 5). */
 function encodeReasonOnly(firstByte: number, p: DisconnectPacket | AuthPacket, context: PropertyContext, version: ProtocolVersion): Buffer {
   const code = p.reasonCode ?? 0;
-  checkByte(code, `${context.toUpperCase()} reason code`);
+  if (version === 5) checkReasonCode(code, allowedReasonCodes[context as 'disconnect'], `${context.toUpperCase()} reason code`);
   if (version !== 5 || (code === 0 && p.properties === undefined)) return Buffer.from([firstByte, 0x00]);
   const propsLength = propertyBlock(p.properties, context);
   if (propsLength === 0) return Buffer.from([firstByte, 0x01, code]);

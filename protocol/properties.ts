@@ -5,7 +5,7 @@
 import { ProtocolError, malformed, protocolViolation } from './errors.js';
 import type { Properties } from './packets.js';
 import { Reader } from './reader.js';
-import { varintLength, writeVarint, writeUtf8String, utf8Length, writeBinary } from './writer.js';
+import { varintLength, writeVarint, writeUtf8String, utf8Length, utf8Problem, writeBinary } from './writer.js';
 
 /** Where a property may appear: the packet types plus the will properties inside CONNECT. */
 export type PropertyContext =
@@ -230,6 +230,9 @@ function checkInt(key: string, value: unknown, min: number, max: number): void {
 }
 
 function checkedUtf8Length(key: string, value: string): number {
+  if (typeof value !== 'string') fail(`${key} must be a string`);
+  const problem = utf8Problem(value);
+  if (problem !== null) fail(`${key} ${problem}`);
   const n = utf8Length(value);
   if (n > 0xffff) fail(`${key} is longer than 65535 bytes`);
   return n;

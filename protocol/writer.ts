@@ -14,6 +14,29 @@ export function writeVarint(buf: Buffer, pos: number, n: number): number {
   return pos;
 }
 
+/**
+ * Why `s` cannot be an MQTT UTF-8 string, or null: U+0000 and lone surrogates are not allowed
+ * [MQTT-1.5.4-1], [MQTT-1.5.4-2] (a lone surrogate would silently become U+FFFD on the wire).
+ */
+export function utf8Problem(s: string): string | null {
+  const n = s.length;
+  if (n < 64) {
+    let plain = true;
+    for (let i = 0; i < n; i++) {
+      const c = s.charCodeAt(i);
+      if (c === 0) return 'contains U+0000';
+      if (c >= 0xd800 && c <= 0xdfff) {
+        plain = false;
+        break;
+      }
+    }
+    if (plain) return null;
+  } else if (s.includes('\u0000')) {
+    return 'contains U+0000';
+  }
+  return s.isWellFormed() ? null : 'contains a lone surrogate (not encodable as UTF-8)';
+}
+
 /** UTF-8 byte length, with a loop for short ASCII strings (the common topic) that avoids a native call. */
 export function utf8Length(s: string): number {
   const n = s.length;
