@@ -395,26 +395,42 @@ export class BrokerCore {
 
   /** A departing shared-subscription member's unacknowledged messages go to another member. */
   private handOverShared(session: Session): void {
-    const moved: OutEntry[] = [];
     for (const [id, entry] of session.inflight) {
-      if (entry.share === undefined) continue;
+      // [MQTT-4.8.2-4], [MQTT-4.8.2-5]: a QoS 2 delivery already sent stays with this member — completed when it
+      // reconnects, never sent to another member.
+      if (entry.share === undefined || entry.qos === 2) continue;
+      if (!this.handOverEntry(session, entry)) continue;
       session.inflight.delete(id);
-      moved.push(entry);
     }
     if (session.pendingCount > 0) {
       const keep: OutEntry[] = [];
-      for (const entry of session.drainPending()) (entry.share === undefined ? keep : moved).push(entry);
+      for (const entry of session.drainPending()) {
+        if (entry.share === undefined || !this.handOverEntry(session, entry)) keep.push(entry);
+      }
       for (const entry of keep) session.pushPending(entry);
     }
-    for (const entry of moved) {
-      if (entry.persisted) this.store.dequeue(session.clientId, entry.seq);
-      const share = entry.share!;
-      let target: RouteSub | undefined;
-      this.trie.match(entry.message.topic, noop, (group, filter, members) => {
-        if (group === share.group && filter === share.filter) target = this.pickSharedMember(members, session);
-      });
-      if (target !== undefined) this.deliver(target.session, entry.message, entry.qos, entry.retain, entry.subscriptionIds, share);
-    }
+  }
+
+  /**
+   * Delivers one of a departing member's shared entries to another member of its group. Returns false when there
+   * is none: the entry then stays in the departing session, to be resent if it resumes [MQTT-4.4.0-1].
+   */
+  private handOverEntry(session: Session, entry: OutEntry): boolean {
+    const share = entry.share!;
+    let target: RouteSub | undefined;
+    this.trie.match(entry.message.topic, noop, (group, filter, members) => {
+      if (group === share.group && filter === share.filter) target = this.pickSharedMember(members, session);
+    });
+    if (target === undefined) return false;
+    const message = entry.message;
+    // [MQTT-4.8.2-3] the new member gets the message as its own subscription grants it: its QoS, its
+    // subscription identifier [MQTT-3.3.4-3], its retain-as-published option [MQTT-3.3.1-12].
+    const qos = (message.qos < target.qos ? message.qos : target.qos) as QoS;
+    const ids = target.subscriptionId === undefined ? undefined : [target.subscriptionId];
+    this.deliver(target.session, message, qos, target.retainAsPublished && message.retain, ids, share);
+    // Released only now: the store deletes a message nothing references, and the new delivery may reference it.
+    if (entry.persisted) this.store.dequeue(session.clientId, entry.seq);
+    return true;
   }
 
   // ---------------------------------------------------------------- delivery
@@ -457,7 +473,10 @@ export class BrokerCore {
     const o = this.options;
     const size = entry.message.payload.length;
     while (session.pendingCount >= o.maxQueuedMessages || session.queuedBytes + size > o.maxQueuedBytes) {
-      if (o.queueDropPolicy === 'drop-new' || session.pendingCount === 0) {
+      // Queue limits are the server's own (MQTT 5.0 section 4.1, storage limits of session state): a message
+      // larger than the whole byte limit can never be queued, so it is dropped alone rather than
+      // evicting every older message first (drop-oldest would otherwise empty the queue for nothing).
+      if (o.queueDropPolicy === 'drop-new' || session.pendingCount === 0 || size > o.maxQueuedBytes) {
         this.metrics.dropped.queueFull++;
         session.dropped++;
         return false;
@@ -546,6 +565,7 @@ export class BrokerCore {
   ): boolean {
     const version = conn.version;
     let header: Buffer;
+    let aliasesBefore = 0;
     const perClient = version === 5 && (subscriptionIds !== undefined || message.expiresAt !== undefined || conn.clientTopicAliasMaximum > 0);
     if (!perClient) {
       const key = wireKey(version, qos, retain);
@@ -572,9 +592,13 @@ export class BrokerCore {
         if (dup) header[0] = header[0]! | 0x08;
       }
     } else {
+      aliasesBefore = conn.outboundAliases?.size ?? 0;
       header = this.encodePerClientHeader(conn, message, qos, retain, subscriptionIds, packetId, dup);
     }
     if (conn.clientMaxPacketSize > 0 && header.length + message.payload.length > conn.clientMaxPacketSize) {
+      // [MQTT-3.1.2-25] the packet is discarded unsent, so an alias it would have set was never announced:
+      // forget it, or later packets would use an alias the client does not know (3.3.2.3.4).
+      if (conn.outboundAliases !== undefined && conn.outboundAliases.size > aliasesBefore) conn.outboundAliases.delete(message.topic);
       this.metrics.dropped.packetTooLarge++;
       return false;
     }

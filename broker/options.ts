@@ -32,7 +32,7 @@ export interface BrokerOptions {
   maxInflight: number;
   /** MQTT 5 Topic Alias Maximum announced to clients; 0 disables inbound aliases. */
   topicAliasMaximum: number;
-  /** Keepalive ceiling in seconds; a client asking for more (or for 0) is told Server Keep Alive in v5. 0 = no ceiling. */
+  /** Keepalive ceiling in seconds for MQTT 5 clients: one asking for more (or for 0) is told Server Keep Alive. 0 = no ceiling. 3.x clients cannot be told and keep their own. */
   maxKeepalive: number;
   /** Seconds a new connection may take to send CONNECT. */
   connectTimeout: number;

@@ -4,6 +4,7 @@
  * session → remember the will → CONNACK → keepalive → resend what the session still owes.
  */
 import { randomBytes } from 'node:crypto';
+import { ProtocolError } from '../../protocol/errors.js';
 import type { ConnectPacket, Properties } from '../../protocol/packets.js';
 import type { Connection } from '../connection.js';
 import type { BrokerCore } from '../core.js';
@@ -62,10 +63,18 @@ function finishAuthentication(core: BrokerCore, conn: Connection, packet: Connec
   conn.transition('connected');
   const backlog = conn.backlog ?? [];
   conn.backlog = undefined;
-  establish(core, conn, packet);
-  for (const queued of backlog) {
-    if (conn.isEnding()) return;
-    core.dispatch(conn, queued);
+  // After an asynchronous authenticator this runs outside Connection.onData, so errors are handled
+  // here as onData would: a pipelined second CONNECT is a protocol error that closes the
+  // connection [MQTT-3.1.0-2], not an unhandled rejection that leaves it open.
+  try {
+    establish(core, conn, packet);
+    for (const queued of backlog) {
+      if (conn.isEnding()) return;
+      core.dispatch(conn, queued);
+    }
+  } catch (err) {
+    if (err instanceof ProtocolError) core.onProtocolError(conn, err);
+    else core.onInternalError(conn, err);
   }
 }
 
@@ -171,10 +180,12 @@ function establish(core: BrokerCore, conn: Connection, packet: ConnectPacket): v
     if (expiryCapped) properties.sessionExpiryInterval = expiry;
   }
   let keepalive = packet.keepalive;
-  if (o.maxKeepalive > 0 && (keepalive === 0 || keepalive > o.maxKeepalive)) {
+  // Only MQTT 5 can tell a client the server's keep alive; 3.x clients keep the one they asked for,
+  // since enforcing an interval they were never told would drop healthy idle clients.
+  if (packet.protocolVersion === 5 && o.maxKeepalive > 0 && (keepalive === 0 || keepalive > o.maxKeepalive)) {
     keepalive = o.maxKeepalive;
     // [MQTT-3.2.2-21] the client must use the Server Keep Alive instead of its own.
-    if (packet.protocolVersion === 5) properties.serverKeepAlive = keepalive;
+    properties.serverKeepAlive = keepalive;
   }
   const connack = { type: 'connack' as const, sessionPresent, reasonCode: 0 };
   if (Object.keys(properties).length > 0) conn.send({ ...connack, properties });

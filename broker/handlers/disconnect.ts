@@ -1,5 +1,5 @@
 /**
- * DISCONNECT from the client: reason 0x00 discards the will [MQTT-3.1.2-10]; 0x04 keeps it.
+ * DISCONNECT from the client: reason 0x00 discards the will [MQTT-3.1.2-10]; any other reason keeps it.
  * MQTT 5 may change the session expiry, but not from 0 to non-zero [MQTT-3.14.2-?].
  */
 import { ProtocolError } from '../../protocol/errors.js';
@@ -16,6 +16,8 @@ export function handleDisconnect(core: BrokerCore, conn: Connection, packet: Dis
     }
     session.expiryInterval = Math.min(expiry, core.options.maxSessionExpiry);
   }
-  conn.normalDisconnect = (packet.reasonCode ?? 0) !== 0x04;
+  // Only reason 0x00 deletes the will [MQTT-3.14.4-3]; 0x04 and the error reasons (0x80 and up) leave it
+  // to be published, as for any other close [MQTT-3.1.2-8].
+  conn.normalDisconnect = (packet.reasonCode ?? 0) === 0x00;
   conn.end();
 }
