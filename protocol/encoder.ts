@@ -9,7 +9,7 @@ import type {
 } from './packets.js';
 import { propertiesLength, writeProperties, type PropertyContext } from './properties.js';
 import { allowedReasonCodes, allowedV4SubackCodes } from './reason-codes.js';
-import { utf8Length, utf8Problem, varintLength, writeBinary, writeU16, writeUtf8String, writeVarint } from './writer.js';
+import { checkedUtf8Length, utf8Problem, varintLength, writeBinary, writeU16, writeUtf8String, writeVarint } from './writer.js';
 
 const MAX_REMAINING = 268_435_455;
 
@@ -29,9 +29,8 @@ function allocPacket(firstByte: number, bodyLength: number): { buf: Buffer; pos:
 
 export function stringLength(what: string, s: string): number {
   if (typeof s !== 'string') invalid(`${what} must be a string`);
-  const problem = utf8Problem(s);
-  if (problem !== null) invalid(`${what} ${problem}`);
-  const n = utf8Length(s);
+  const n = checkedUtf8Length(s);
+  if (n < 0) invalid(`${what} ${utf8Problem(s)}`);
   if (n > 0xffff) invalid(`${what} is longer than 65535 bytes`);
   return 2 + n;
 }
@@ -162,10 +161,8 @@ export function encodeConnack(p: ConnackPacket, version: ProtocolVersion): Buffe
 
 /** PUBLISH as one buffer. The broker's fan-out uses encodePublishHeader() to avoid copying the payload. */
 export function encodePublish(p: PublishPacket, version: ProtocolVersion): Buffer {
-  const header = encodePublishHeader(p, version);
-  const buf = Buffer.allocUnsafe(header.length + p.payload.length);
-  header.copy(buf, 0);
-  p.payload.copy(buf, header.length);
+  const buf = publishHeader(p, version, p.payload.length);
+  p.payload.copy(buf, buf.length - p.payload.length);
   return buf;
 }
 
@@ -185,17 +182,25 @@ export function publishPacketIdOffset(header: Buffer): number {
  * Sending `header` then `p.payload` puts the packet on the wire with no payload copy.
  */
 export function encodePublishHeader(p: PublishPacket, version: ProtocolVersion): Buffer {
+  return publishHeader(p, version, 0);
+}
+
+/** Encodes the PUBLISH header into a buffer with `room` spare bytes at the end (for the payload). */
+function publishHeader(p: PublishPacket, version: ProtocolVersion, room: number): Buffer {
   const qos = p.qos;
   checkQos(qos, 'PUBLISH');
   if (!Buffer.isBuffer(p.payload)) invalid('PUBLISH payload must be a Buffer');
   // [MQTT-3.3.1-2] DUP is 0 for QoS 0; [MQTT-3.3.2-2] no wildcards in a topic name.
   if (p.dup && qos === 0) invalid('PUBLISH with QoS 0 must not set DUP');
   const topic = p.topic;
+  const topicBytes = checkedUtf8Length(topic);
+  if (topicBytes < 0) invalid(`topic name ${utf8Problem(topic)}`);
+  if (topicBytes > 0xffff) invalid('topic name is longer than 65535 bytes');
   if (topic.includes('+') || topic.includes('#')) invalid(`topic name '${topic}' contains a wildcard`);
-  if (topic.length === 0 && (version !== 5 || p.properties?.topicAlias === undefined)) {
+  if (topicBytes === 0 && (version !== 5 || p.properties?.topicAlias === undefined)) {
     invalid('PUBLISH needs a topic name (MQTT 5: or a topic alias)');
   }
-  let variable = stringLength('topic name', topic);
+  let variable = 2 + topicBytes;
   if (qos > 0) {
     checkPacketId(p.packetId, 'PUBLISH with QoS > 0');
     variable += 2;
@@ -208,10 +213,10 @@ export function encodePublishHeader(p: PublishPacket, version: ProtocolVersion):
   const remaining = variable + p.payload.length;
   if (remaining > MAX_REMAINING) invalid(`PUBLISH of ${remaining} bytes exceeds the MQTT maximum`);
   const headerLength = 1 + varintLength(remaining);
-  const buf = Buffer.allocUnsafe(headerLength + variable);
+  const buf = Buffer.allocUnsafe(headerLength + variable + room);
   buf[0] = 0x30 | (p.dup ? 0x08 : 0) | (qos << 1) | (p.retain ? 0x01 : 0);
   let pos = writeVarint(buf, 1, remaining);
-  pos = writeUtf8String(buf, pos, p.topic);
+  pos = writeUtf8String(buf, pos, topic);
   if (qos > 0) pos = writeU16(buf, pos, p.packetId!);
   if (version === 5) writeProperties(buf, pos, p.properties, propsLength);
   return buf;

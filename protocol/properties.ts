@@ -5,7 +5,7 @@
 import { ProtocolError, malformed, protocolViolation } from './errors.js';
 import type { Properties } from './packets.js';
 import { Reader } from './reader.js';
-import { varintLength, writeVarint, writeUtf8String, utf8Length, utf8Problem, writeBinary } from './writer.js';
+import { varintLength, writeVarint, writeUtf8String, checkedUtf8Length as measureUtf8, utf8Problem, writeBinary } from './writer.js';
 
 /** Where a property may appear: the packet types plus the will properties inside CONNECT. */
 export type PropertyContext =
@@ -231,9 +231,8 @@ function checkInt(key: string, value: unknown, min: number, max: number): void {
 
 function checkedUtf8Length(key: string, value: string): number {
   if (typeof value !== 'string') fail(`${key} must be a string`);
-  const problem = utf8Problem(value);
-  if (problem !== null) fail(`${key} ${problem}`);
-  const n = utf8Length(value);
+  const n = measureUtf8(value);
+  if (n < 0) fail(`${key} ${utf8Problem(value)}`);
   if (n > 0xffff) fail(`${key} is longer than 65535 bytes`);
   return n;
 }

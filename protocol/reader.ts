@@ -76,18 +76,31 @@ export class Reader {
   }
 }
 
-/** Decodes a strict MQTT UTF-8 string: ASCII takes a fast path, anything else is validated whole. */
+/**
+ * Decodes a strict MQTT UTF-8 string. Short strings are checked byte by byte in JavaScript; longer ones
+ * are decoded natively and only re-validated when the result shows non-ASCII content (a shorter string
+ * than the byte count, or U+FFFD from an invalid sequence).
+ */
 export function decodeUtf8(buf: Buffer, start: number, end: number, what: string): string {
-  let ascii = true;
-  for (let i = start; i < end; i++) {
-    const b = buf[i]!;
-    if (b === 0) throw malformed(`${what} contains U+0000`);
-    if (b >= 0x80) {
-      ascii = false;
-      break;
+  const len = end - start;
+  if (len <= 16) {
+    let ascii = true;
+    for (let i = start; i < end; i++) {
+      const b = buf[i]!;
+      if (b === 0) throw malformed(`${what} contains U+0000`);
+      if (b >= 0x80) {
+        ascii = false;
+        break;
+      }
+    }
+    if (ascii) return buf.latin1Slice(start, end);
+  } else {
+    const s = buf.utf8Slice(start, end);
+    if (s.length === len && !s.includes('\uFFFD')) {
+      if (s.includes('\u0000')) throw malformed(`${what} contains U+0000`);
+      return s;
     }
   }
-  if (ascii) return buf.latin1Slice(start, end);
   const slice = buf.subarray(start, end);
   // isUtf8 rejects overlong forms, encoded surrogates (U+D800-U+DFFF) and code points past U+10FFFF.
   if (!isUtf8(slice)) throw malformed(`${what} is not well-formed UTF-8`);
@@ -99,5 +112,6 @@ export function decodeUtf8(buf: Buffer, start: number, end: number, what: string
 declare module 'node:buffer' {
   interface Buffer {
     latin1Slice(start: number, end: number): string;
+    utf8Slice(start: number, end: number): string;
   }
 }
