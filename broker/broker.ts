@@ -5,7 +5,8 @@
 import { EventEmitter } from 'node:events';
 import net, { type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { packageVersion } from '../cli/version.js';
+import { ConfigError, validateConfigValues } from './config.js';
+import { packageVersion } from './version.js';
 import { Connection } from './connection.js';
 import { BrokerCore } from './core.js';
 import type { BrokerMetrics } from './metrics.js';
@@ -29,6 +30,10 @@ export interface Broker {
 }
 
 export function createBroker(options: Partial<BrokerOptions> = {}): Broker {
+  // Programmatic options get the same checks as broker.yaml (a writeBufferLimit of 0 would stop all writes).
+  const { authenticate: _a, store: _s, clock: _c, ...plain } = options;
+  const { problems } = validateConfigValues(plain, { file: 'createBroker() options' });
+  if (problems.length > 0) throw new ConfigError(problems);
   const resolved: BrokerOptions = { ...defaultBrokerOptions, ...options };
   const store = resolved.store ?? new MemoryStore();
   const core = new BrokerCore(resolved, store);
@@ -74,6 +79,8 @@ export function createBroker(options: Partial<BrokerOptions> = {}): Broker {
         server.once('error', reject);
         server.listen(port, host, () => {
           server.off('error', reject);
+          // Later listener errors (EMFILE while accepting, ...) must not crash the broker.
+          server.on('error', (err) => events.emit('listenerError', err));
           resolve();
         });
       });

@@ -264,7 +264,9 @@ export function validateConfigValues(
     }
     const spec: OptionSpec = configTable[key as ConfigKey];
     const checked = checkValue(spec, value, fromFlag);
-    if (checked === undefined) problems.push(at(`expected ${describeExpected(spec)}, got ${describeValue(value)}`));
+    // yargs hands a value-less, untyped flag over as `true` ("--port --host x").
+    const got = fromFlag && value === true && spec.type !== 'boolean' ? 'no value' : describeValue(value);
+    if (checked === undefined) problems.push(at(`expected ${describeExpected(spec)}, got ${got}`));
     else values[key] = checked.value;
   }
   return { values: values as Partial<ConfigValues>, problems };

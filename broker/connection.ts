@@ -66,7 +66,8 @@ export class Connection {
     stream.on('data', (chunk: Buffer) => this.onData(chunk));
     stream.on('error', () => this.onClosed());
     stream.on('close', () => this.onClosed());
-    stream.on('end', () => this.onClosed());
+    // The client half-closed: flush what is queued for it, then close our side.
+    stream.on('end', () => this.end());
     stream.on('drain', () => this.onDrain());
     if (core.options.connectTimeout > 0) {
       // [MQTT-3.1.4-?] a connection that never sends CONNECT is closed after a bounded time.
@@ -98,11 +99,13 @@ export class Connection {
     this.core.metrics.bytesReceived += chunk.length;
     this.lastActivity = this.core.now();
     let packets: Packet[];
+    let parseError: ProtocolError | undefined;
     try {
       packets = this.parser.push(chunk);
     } catch (err) {
-      this.core.onProtocolError(this, err as ProtocolError);
-      return;
+      // Whole packets before the bad bytes in this chunk were sent first: handle them, then the error.
+      parseError = err as ProtocolError;
+      packets = this.parser.completedBeforeFailure;
     }
     for (let i = 0; i < packets.length; i++) {
       if (this.isEnding()) return;
@@ -118,6 +121,7 @@ export class Connection {
         return;
       }
     }
+    if (parseError !== undefined && !this.isEnding()) this.core.onProtocolError(this, parseError);
   }
 
   /**

@@ -45,6 +45,12 @@ export class PacketParser {
   }
 
   /**
+   * Packets the failing push completed before its violation. They were sent before the bad bytes, so
+   * a receiver handles them first (a pipelined CONNECT is still answered) and then the error.
+   */
+  completedBeforeFailure: Packet[] = [];
+
+  /**
    * Parses a chunk and returns the packets completed by it. Throws ProtocolError on the first
    * violation; the parser is unusable afterwards (every later push rethrows the same error).
    */
@@ -55,6 +61,7 @@ export class PacketParser {
       this.parse(chunk, out);
     } catch (err) {
       this.failed = err instanceof ProtocolError ? err : malformed(`undecodable packet (${String(err)})`);
+      this.completedBeforeFailure = out;
       throw this.failed;
     }
     return out;
@@ -151,8 +158,24 @@ export class PacketParser {
   private decode(buf: Buffer, firstByte: number, start: number, end: number): Packet {
     const r = this.reader;
     r.reset(buf, start, end);
+    // A CONNECT states its level before anything later in it can be malformed: switch now, so an
+    // error further in is reported in the client's own version (a v5 CONNACK with the reason code,
+    // 5.0 section 4.13.1) rather than as if the client spoke the parser's previous level.
+    if (firstByte >> 4 === 1) this.protocolVersion = connectLevel(buf, start, end) ?? this.protocolVersion;
     const packet = decodeBody(r, firstByte, this.protocolVersion);
     if (packet.type === 'connect') this.protocolVersion = packet.protocolVersion;
     return packet;
   }
+}
+
+/** The protocol level of a CONNECT body when its name and level are a known pair ('MQIsdp' 3, 'MQTT' 4 or 5). */
+function connectLevel(buf: Buffer, start: number, end: number): ProtocolVersion | undefined {
+  if (end - start < 7 || buf[start] !== 0) return undefined;
+  const nameLength = buf[start + 1]!;
+  if (start + 2 + nameLength >= end) return undefined;
+  const name = buf.toString('latin1', start + 2, start + 2 + nameLength);
+  const level = buf[start + 2 + nameLength];
+  if (name === 'MQTT' && (level === 4 || level === 5)) return level;
+  if (name === 'MQIsdp' && level === 3) return 3;
+  return undefined;
 }

@@ -1,7 +1,8 @@
 import type { CommandModule } from 'yargs';
+import { brokerCommand } from './broker.js';
 
 /**
  * Every registered command. Only commands that work are listed here; later issues add
  * `broker`, `run`, `validate`, `report`, `compare`, `merge`, `capacity`, `proxy` and `passwd`.
  */
-export const commands: CommandModule<object, any>[] = [];
+export const commands: CommandModule<object, any>[] = [brokerCommand];

@@ -103,20 +103,18 @@ describe('MemoryStore', () => {
     expect(() => reopened.setRetained('orphan', orphan)).toThrow(/unknown message id/);
   });
 
-  it('enqueues and dequeues in constant time per operation', () => {
+  // Speed is measured in bench/, not here; this checks refcounts stay exact over a large queue drained from both ends.
+  it('keeps exact reference counts over 100,000 entries dequeued from both ends', () => {
     const store = new MemoryStore();
     const n = 100_000;
     const id = store.putMessage(msg('hot'));
-    const started = performance.now();
     for (let seq = 1; seq <= n; seq++) store.enqueue('c1', entry(seq, id));
     expect(store.data.messages.get(id)?.refs).toBe(n);
     // Dequeue from the back, then the front: an array-scanning queue would be quadratic here.
     for (let seq = n; seq > n / 2; seq--) store.dequeue('c1', seq);
     for (let seq = 1; seq <= n / 2; seq++) store.dequeue('c1', seq);
-    const elapsed = performance.now() - started;
     expect(store.messageCount()).toBe(0);
     expect(store.loadQueue('c1')).toEqual([]);
-    expect(elapsed).toBeLessThan(2_000);
   });
 
   it('keeps message ids increasing across a reopen', () => {
