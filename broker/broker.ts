@@ -21,6 +21,8 @@ export interface Broker {
   address(): AddressInfo | null;
   /** Serves one client over any duplex stream (TCP socket, TLS, WebSocket, in-memory pair). */
   handle(stream: Duplex, remoteAddress?: string): void;
+  /** Closes every client connection at once (their sessions stay); used when the store cannot commit. */
+  dropAllConnections(): void;
   /** Stops listening, disconnects every client (v5: 0x8B), flushes the store. */
   close(): Promise<void>;
   readonly metrics: BrokerMetrics;
@@ -69,6 +71,9 @@ export function createBroker(options: Partial<BrokerOptions> = {}): Broker {
     events,
     core,
     handle,
+    dropAllConnections() {
+      for (const conn of [...core.connections]) conn.destroy();
+    },
     async listen(port = 1883, host = '127.0.0.1') {
       const server = net.createServer({ noDelay: true }, (socket) => {
         socket.setNoDelay(true);

@@ -19,12 +19,20 @@ export interface ListenConfig {
   port: number;
 }
 
+/** Where the broker keeps its state: `sqlite` survives a kill -9 (durability rule), `memory` does not. */
+export interface StorageConfig {
+  persistence: 'sqlite' | 'memory';
+  dataDir: string;
+  durability: 'process' | 'power';
+}
+
 /** Every configurable value, fully resolved. */
-export type ConfigValues = ListenConfig & Pick<BrokerOptions, ConfigurableOption>;
+export type ConfigValues = ListenConfig & StorageConfig & Pick<BrokerOptions, ConfigurableOption>;
 export type ConfigKey = keyof ConfigValues;
 
 export interface BrokerConfig {
   listen: ListenConfig;
+  storage: StorageConfig;
   /** Only the options the user set; createBroker() fills in the rest from defaultBrokerOptions. */
   options: Partial<BrokerOptions>;
 }
@@ -55,7 +63,11 @@ export interface EnumSpec<T extends string = string> extends SpecBase {
 export interface HostSpec extends SpecBase {
   type: 'host';
 }
-export type OptionSpec = IntegerSpec | SecondsSpec | BooleanSpec | EnumSpec | HostSpec;
+/** A file-system path (relative paths are relative to the working directory). */
+export interface PathSpec extends SpecBase {
+  type: 'path';
+}
+export type OptionSpec = IntegerSpec | SecondsSpec | BooleanSpec | EnumSpec | HostSpec | PathSpec;
 
 /** The spec shapes that fit a value type: a union of strings must be an enum listing exactly them. */
 type SpecFor<T> = [T] extends [boolean]
@@ -63,7 +75,7 @@ type SpecFor<T> = [T] extends [boolean]
   : [T] extends [number]
     ? IntegerSpec | SecondsSpec
     : [T] extends [string]
-      ? string extends T ? HostSpec : EnumSpec<T>
+      ? string extends T ? HostSpec | PathSpec : EnumSpec<T>
       : never;
 
 /** Node timers overflow above 2^31-1 ms and then fire at once; longer durations are refused. */
@@ -78,6 +90,9 @@ const MQTT_MAX_PACKET_SIZE = 268_435_460;
 export const configTable: { readonly [K in ConfigKey]: SpecFor<ConfigValues[K]> } = {
   host: { type: 'host', doc: 'Interface to listen on; 0.0.0.0 (or ::) listens on every interface.' },
   port: { type: 'integer', min: 0, max: 65535, doc: 'TCP port to listen on; 0 picks a free port (the bound port is printed).' },
+  persistence: { type: 'enum', values: ['sqlite', 'memory'], doc: 'Where sessions, subscriptions, retained messages and queues live: sqlite survives kill -9 (no acknowledged QoS 1/2 message is lost), memory does not.' },
+  dataDir: { type: 'path', doc: 'Directory of the SQLite database (created if missing); one broker per directory.' },
+  durability: { type: 'enum', values: ['process', 'power'], doc: 'How hard each commit is made durable: process survives a killed broker, power also fsyncs to survive power loss (slower).' },
   maxPacketSize: { type: 'integer', min: 2, max: MQTT_MAX_PACKET_SIZE, doc: 'Largest packet accepted from clients, in bytes (fixed header included).' },
   receiveMaximum: { type: 'integer', min: 1, max: 65535, doc: 'MQTT 5 Receive Maximum announced to clients: QoS 1/2 publishes a client may have unacknowledged.' },
   maxInflight: { type: 'integer', min: 1, max: 65535, doc: 'Upper bound on unacknowledged QoS 1/2 deliveries to any one client (also bounded by its Receive Maximum).' },
@@ -97,12 +112,15 @@ export const configTable: { readonly [K in ConfigKey]: SpecFor<ConfigValues[K]> 
 export const configKeys = Object.keys(configTable) as ConfigKey[];
 
 export const defaultListen: ListenConfig = { host: '127.0.0.1', port: 1883 };
+export const defaultStorage: StorageConfig = { persistence: 'sqlite', dataDir: 'mqtt-sim-data', durability: 'process' };
+const nonBrokerKeys: ReadonlySet<string> = new Set(['host', 'port', 'persistence', 'dataDir', 'durability']);
 
 /** The value each option has when neither the file nor a flag sets it. */
 export const configDefaults: ConfigValues = {
   ...defaultListen,
+  ...defaultStorage,
   ...(Object.fromEntries(
-    configKeys.filter((k) => k !== 'host' && k !== 'port').map((k) => [k, defaultBrokerOptions[k as ConfigurableOption]]),
+    configKeys.filter((k) => !nonBrokerKeys.has(k)).map((k) => [k, defaultBrokerOptions[k as ConfigurableOption]]),
   ) as Pick<BrokerOptions, ConfigurableOption>),
 };
 
@@ -126,6 +144,8 @@ export function describeExpected(spec: OptionSpec): string {
     }
     case 'host':
       return 'a host name or IP address';
+    case 'path':
+      return 'a directory path';
   }
 }
 
@@ -176,6 +196,8 @@ function checkValue(spec: OptionSpec, raw: unknown, fromFlag: boolean): { value:
       return typeof v === 'string' && spec.values.includes(v) ? { value: v } : undefined;
     case 'host':
       return typeof v === 'string' && v.length > 0 && !/\s/.test(v) ? { value: v } : undefined;
+    case 'path':
+      return typeof v === 'string' && v.length > 0 && !v.includes('\u0000') ? { value: v } : undefined;
   }
 }
 
@@ -367,9 +389,14 @@ export function loadBrokerConfig(sources: ConfigSources = {}): BrokerConfig {
 
 /** Splits merged values into the listener address (defaults filled in) and the options that were set. */
 export function toBrokerConfig(values: Partial<ConfigValues>): BrokerConfig {
-  const { host, port, ...options } = values;
+  const { host, port, persistence, dataDir, durability, ...options } = values;
   return {
     listen: { host: host ?? defaultListen.host, port: port ?? defaultListen.port },
+    storage: {
+      persistence: persistence ?? defaultStorage.persistence,
+      dataDir: dataDir ?? defaultStorage.dataDir,
+      durability: durability ?? defaultStorage.durability,
+    },
     options,
   };
 }

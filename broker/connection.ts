@@ -130,7 +130,12 @@ export class Connection {
    */
   write(buf: Buffer): void {
     if (this.state === 'closed') return;
-    if (this.outbox.length === 0) process.nextTick(flushOutbox, this);
+    if (this.outbox.length === 0) {
+      // Durability rule: with a durable store nothing leaves before the writes of this turn are
+      // committed, so the batch is flushed by the store's commit instead of the next tick.
+      if (this.core.store.durable) this.core.store.afterCommit(() => this.flush());
+      else process.nextTick(flushOutbox, this);
+    }
     this.outbox.push(buf);
     this.outboxBytes += buf.length;
     this.core.metrics.bytesSent += buf.length;
@@ -212,7 +217,13 @@ export class Connection {
   end(): void {
     if (this.state === 'closed') return;
     if (this.state !== 'closing') this.transition('closing');
+    if (this.core.store.durable) this.core.store.afterCommit(() => this.finishEnd());
+    else this.finishEnd();
+  }
+
+  private finishEnd(): void {
     this.flush();
+    if (this.stream.destroyed) return;
     this.stream.end();
     // A peer that never reads would keep the socket half-open: force it after a short grace.
     const t = setTimeout(() => this.stream.destroy(), 1000);

@@ -307,6 +307,32 @@ export class BrokerCore {
    * one member per shared group [MQTT-4.8.2-?]. Returns the number of deliveries.
    */
   publish(message: Message): number {
+    this.publishDepth++;
+    try {
+      return this.route(message);
+    } finally {
+      if (--this.publishDepth === 0 && this.deferredDequeues.length > 0) {
+        const list = this.deferredDequeues;
+        this.deferredDequeues = [];
+        for (let i = 0; i < list.length; i += 2) this.store.dequeue(list[i] as string, list[i + 1] as number);
+      }
+    }
+  }
+
+  /**
+   * Removes a delivery from the store. During a fan-out the removal waits until every subscriber's
+   * entry exists: a message is stored once and deleted with its last reference, so dropping the first
+   * subscriber's entry (too large for it, expired) must not delete it under the next one.
+   */
+  private dequeue(clientId: string, seq: number): void {
+    if (this.publishDepth > 0) this.deferredDequeues.push(clientId, seq);
+    else this.store.dequeue(clientId, seq);
+  }
+
+  private publishDepth = 0;
+  private deferredDequeues: Array<string | number> = [];
+
+  private route(message: Message): number {
     if (message.retain) this.updateRetained(message);
     const gen = ++this.routeGeneration;
     this.routing = message;
@@ -429,7 +455,7 @@ export class BrokerCore {
     const ids = target.subscriptionId === undefined ? undefined : [target.subscriptionId];
     this.deliver(target.session, message, qos, target.retainAsPublished && message.retain, ids, share);
     // Released only now: the store deletes a message nothing references, and the new delivery may reference it.
-    if (entry.persisted) this.store.dequeue(session.clientId, entry.seq);
+    if (entry.persisted) this.dequeue(session.clientId, entry.seq);
     return true;
   }
 
@@ -482,7 +508,7 @@ export class BrokerCore {
         return false;
       }
       const oldest = session.shiftPending()!;
-      if (oldest.persisted) this.store.dequeue(session.clientId, oldest.seq);
+      if (oldest.persisted) this.dequeue(session.clientId, oldest.seq);
       this.metrics.dropped.queueFull++;
       session.dropped++;
     }
@@ -508,7 +534,7 @@ export class BrokerCore {
       const entry = session.shiftPending()!;
       if (entry.qos === 0) {
         this.writePublish(conn, entry.message, 0, entry.retain, entry.subscriptionIds, 0, false);
-        if (entry.persisted) this.store.dequeue(session.clientId, entry.seq);
+        if (entry.persisted) this.dequeue(session.clientId, entry.seq);
         continue;
       }
       this.sendEntry(conn, session, entry, false);
@@ -521,7 +547,7 @@ export class BrokerCore {
       // Expired messages leave the queue without being sent [MQTT-3.3.2-5].
       this.metrics.dropped.expired++;
       session.dropped++;
-      if (entry.persisted) this.store.dequeue(session.clientId, entry.seq);
+      if (entry.persisted) this.dequeue(session.clientId, entry.seq);
       return;
     }
     entry.packetId = session.allocatePacketId();
@@ -537,7 +563,7 @@ export class BrokerCore {
   /** The final acknowledgement of a delivery: it leaves the session and the store. */
   complete(session: Session, entry: OutEntry): void {
     session.inflight.delete(entry.packetId);
-    if (entry.persisted) this.store.dequeue(session.clientId, entry.seq);
+    if (entry.persisted) this.dequeue(session.clientId, entry.seq);
   }
 
   /** On resume: unacknowledged PUBLISH resent with DUP and PUBREL resent, in original order [MQTT-4.4.0-1]. */

@@ -1,17 +1,11 @@
 /** An application message as it flows through the broker: routed once, encoded once per wire shape. */
-import type { Properties, QoS } from '../protocol/packets.js';
 import type { StoredMessage } from './store/types.js';
 
-export interface Message {
-  topic: string;
-  payload: Buffer;
-  qos: QoS;
-  retain: boolean;
-  /** Forwarded properties only: no topic alias, no subscription identifiers, no expiry interval. */
-  properties?: Properties;
-  /** Epoch ms after which the message is expired (from Message Expiry Interval). */
-  expiresAt?: number;
-  publisherId?: string;
+/**
+ * The stored fields (properties are the forwarded ones only: no topic alias, no subscription
+ * identifiers, no expiry interval — that became expiresAt) plus routing state.
+ */
+export interface Message extends StoredMessage {
   /** Store id once the message has been persisted (it is persisted at most once). */
   storeId?: number;
   /**

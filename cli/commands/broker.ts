@@ -7,9 +7,11 @@ import type { Argv, CommandModule, Options } from 'yargs';
 import { createBroker as defaultCreateBroker, type Broker } from '../../broker/broker.js';
 import {
   ConfigError, configDefaults, configKeys, configTable, describeExpected, flagName, loadBrokerConfig,
-  type BrokerConfig, type ConfigKey, type ListenConfig, type OptionSpec,
+  type BrokerConfig, type ConfigKey, type ListenConfig, type OptionSpec, type StorageConfig,
 } from '../../broker/config.js';
 import type { BrokerOptions } from '../../broker/options.js';
+import { SqliteStore, StoreOpenError } from '../../broker/store/sqlite.js';
+import type { Store } from '../../broker/store/types.js';
 import type { CommandContext } from '../context.js';
 import { ExitCode, UserError } from '../exit-codes.js';
 
@@ -22,14 +24,16 @@ export type BrokerCommandArgs = { config?: string } & { [K in ConfigKey]?: unkno
  */
 function flagOption(key: ConfigKey, spec: OptionSpec): Options {
   const listener = key === 'host' || key === 'port';
+  const storage = key === 'persistence' || key === 'dataDir' || key === 'durability';
   const base: Options = {
-    group: listener ? 'Listener:' : 'Broker options (also settable in the config file):',
+    group: listener ? 'Listener:' : storage ? 'Storage:' : 'Broker options (also settable in the config file):',
     defaultDescription: String(configDefaults[key]),
   };
   switch (spec.type) {
     case 'boolean':
       return { ...base, type: 'boolean', describe: spec.doc };
     case 'host':
+    case 'path':
     case 'enum':
       return { ...base, type: 'string', describe: `${spec.doc} Accepts ${describeExpected(spec)}.` };
     case 'integer':
@@ -105,12 +109,32 @@ export interface ServeIo {
  * aborted and the broker closed. Listen failures the user can fix become UserError (exit 2).
  */
 export async function serveBroker(config: BrokerConfig, io: ServeIo): Promise<AddressInfo> {
-  const broker = (io.createBroker ?? defaultCreateBroker)(config.options);
+  let onStoreError = (err: Error): void => {
+    io.stderr(`mqtt-sim broker: ${err.message}\n`);
+  };
+  const store = openStore(config.storage, (err) => onStoreError(err));
+  let broker: Broker;
+  try {
+    broker = (io.createBroker ?? defaultCreateBroker)(store === undefined ? config.options : { ...config.options, store });
+  } catch (err) {
+    store?.close();
+    throw err;
+  }
+  onStoreError = (err) => {
+    // A failed commit acknowledged nothing; dropping every connection makes clients resend what
+    // they still hold, so no message is lost — it waits until the store can commit again.
+    io.stderr(`mqtt-sim broker: store commit failed, disconnecting clients so they resend: ${err.message}\n`);
+    broker.dropAllConnections();
+  };
+  const closeAll = async (): Promise<void> => {
+    await broker.close();
+    store?.close();
+  };
   let address: AddressInfo;
   try {
     address = await broker.listen(config.listen.port, config.listen.host);
   } catch (err) {
-    await broker.close();
+    await closeAll();
     const message = listenErrorMessage(err, config.listen);
     if (message !== undefined) throw new UserError(message, ExitCode.BadUsage);
     throw err;
@@ -120,8 +144,20 @@ export async function serveBroker(config: BrokerConfig, io: ServeIo): Promise<Ad
     if (io.signal.aborted) resolve();
     else io.signal.addEventListener('abort', () => resolve(), { once: true });
   });
-  await broker.close();
+  await closeAll();
   return address;
+}
+
+/** The durable store the configuration asks for (undefined: the broker's own memory store). */
+function openStore(storage: StorageConfig, onError: (err: Error) => void): Store | undefined {
+  if (storage.persistence === 'memory') return undefined;
+  try {
+    return SqliteStore.open({ dataDir: storage.dataDir, durability: storage.durability, onError });
+  } catch (err) {
+    // A data dir we cannot use is the user's to fix; never a silent fresh start over existing data.
+    if (err instanceof StoreOpenError) throw new UserError(err.message, ExitCode.BadUsage);
+    throw err;
+  }
 }
 
 const shutdownSignals = ['SIGTERM', 'SIGINT'] as const;

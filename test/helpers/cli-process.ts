@@ -3,7 +3,9 @@
  * a line on stdout or for the exit, and kill whatever is still running after each test.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
@@ -39,7 +41,9 @@ function bounded<T>(promise: Promise<T>, ms: number, what: () => string): Promis
 }
 
 export function spawnCli(args: string[]): CliProcess {
-  const child = spawn(process.execPath, [cliMain, ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  // A fresh working directory per run: the broker's default data dir (./mqtt-sim-data) lands there.
+  const cwd = mkdtempSync(join(tmpdir(), 'mqtt-sim-cli-'));
+  const child = spawn(process.execPath, [cliMain, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(child);
   let out = '';
   let err = '';
@@ -48,6 +52,7 @@ export function spawnCli(args: string[]): CliProcess {
   const exited = new Promise<number | null>((resolve) => {
     child.once('exit', (code) => {
       running.delete(child);
+      rmSync(cwd, { recursive: true, force: true });
       resolve(code);
     });
   });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  ConfigError, configDefaults, configKeys, configTable, flagName, loadBrokerConfig, parseConfigYaml,
+  ConfigError, configDefaults, configKeys, configTable, defaultStorage, flagName, loadBrokerConfig, parseConfigYaml,
   validateConfigValues, type ConfigProblem,
 } from '../../../broker/config.js';
 import { defaultBrokerOptions } from '../../../broker/options.js';
@@ -25,10 +25,19 @@ function flagMessages(flags: Record<string, unknown>): string[] {
 }
 
 describe('configuration table', () => {
-  it('has a row for every BrokerOptions default except clock, plus host and port', () => {
+  it('has a row for every BrokerOptions default except clock, plus the listener and storage rows', () => {
+    const outside = ['host', 'port', 'persistence', 'dataDir', 'durability'];
     const optionKeys = Object.keys(defaultBrokerOptions).filter((k) => k !== 'clock').sort();
-    expect(configKeys.filter((k) => k !== 'host' && k !== 'port').sort()).toEqual(optionKeys);
-    expect(configKeys.slice(0, 2)).toEqual(['host', 'port']);
+    expect(configKeys.filter((k) => !outside.includes(k)).sort()).toEqual(optionKeys);
+    expect(configKeys.slice(0, 5)).toEqual(outside);
+  });
+
+  it('storage defaults to sqlite in ./mqtt-sim-data, durable against a killed process', () => {
+    expect(defaultStorage).toEqual({ persistence: 'sqlite', dataDir: 'mqtt-sim-data', durability: 'process' });
+    expect(parseConfigYaml('persistence: memory\ndataDir: /var/lib/mqtt-sim\ndurability: power\n', 'broker.yaml')).toEqual({
+      persistence: 'memory', dataDir: '/var/lib/mqtt-sim', durability: 'power',
+    });
+    expect(fileMessages('persistence: disk\n')).toEqual(['broker.yaml:1: persistence: expected "sqlite" or "memory", got "disk"']);
   });
 
   it('defaults come from defaultBrokerOptions; the listener defaults to 127.0.0.1:1883', () => {
@@ -176,6 +185,7 @@ describe('flags', () => {
   it('accept decimal strings for numbers (yargs leaves "08" unparsed)', () => {
     expect(loadBrokerConfig({ flags: { port: '08', connectTimeout: '1.5' } })).toEqual({
       listen: { host: '127.0.0.1', port: 8 },
+      storage: defaultStorage,
       options: { connectTimeout: 1.5 },
     });
   });
@@ -183,6 +193,7 @@ describe('flags', () => {
   it('undefined flag values are ignored (flags not given)', () => {
     expect(loadBrokerConfig({ flags: { port: undefined, maxInflight: undefined } })).toEqual({
       listen: { host: '127.0.0.1', port: 1883 },
+      storage: defaultStorage,
       options: {},
     });
   });
@@ -200,12 +211,13 @@ describe('loading: file and flags merged', () => {
   };
 
   it('nothing given: the default listener and no options (createBroker fills in its defaults)', () => {
-    expect(loadBrokerConfig()).toEqual({ listen: { host: '127.0.0.1', port: 1883 }, options: {} });
+    expect(loadBrokerConfig()).toEqual({ listen: { host: '127.0.0.1', port: 1883 }, storage: defaultStorage, options: {} });
   });
 
   it('the file alone', () => {
     expect(loadBrokerConfig({ file: 'broker.yaml', readFile })).toEqual({
       listen: { host: '0.0.0.0', port: 1884 },
+      storage: defaultStorage,
       options: { maxInflight: 10, queueQos0: true },
     });
   });
@@ -213,6 +225,7 @@ describe('loading: file and flags merged', () => {
   it('flags override the file, key by key', () => {
     expect(loadBrokerConfig({ file: 'broker.yaml', readFile, flags: { port: 0, queueQos0: false, sysInterval: 0 } })).toEqual({
       listen: { host: '0.0.0.0', port: 0 },
+      storage: defaultStorage,
       options: { maxInflight: 10, queueQos0: false, sysInterval: 0 },
     });
   });

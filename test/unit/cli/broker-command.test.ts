@@ -36,6 +36,8 @@ async function run(argv: string[]): Promise<{ code: number; stdout: string; stde
   return { code, stdout, stderr };
 }
 
+const memoryStorage = { persistence: 'memory', dataDir: 'unused', durability: 'process' } as const;
+
 /** A valid value for each row that differs from its default, and how it is spelled on the command line. */
 function sampleValue(key: keyof ConfigValues): { value: unknown; argv: string[] } {
   const spec = configTable[key];
@@ -45,12 +47,17 @@ function sampleValue(key: keyof ConfigValues): { value: unknown; argv: string[] 
     case 'boolean': return { value: true, argv: [`--${flagName(key)}`] };
     case 'enum': return { value: spec.values.at(-1), argv: [`--${flagName(key)}`, spec.values.at(-1)!] };
     case 'host': return { value: '0.0.0.0', argv: [`--${flagName(key)}`, '0.0.0.0'] };
+    case 'path': return { value: 'some/dir', argv: [`--${flagName(key)}`, 'some/dir'] };
   }
 }
 
 describe('mqtt-sim broker: flag parsing', () => {
   it('no flags: 127.0.0.1:1883 and no broker options (createBroker applies its defaults)', () => {
-    expect(configFromArgs(parse([]))).toEqual({ listen: { host: '127.0.0.1', port: 1883 }, options: {} });
+    expect(configFromArgs(parse([]))).toEqual({
+      listen: { host: '127.0.0.1', port: 1883 },
+      storage: { persistence: 'sqlite', dataDir: 'mqtt-sim-data', durability: 'process' },
+      options: {},
+    });
   });
 
   it.each(configKeys)('--%s reaches its option', (key) => {
@@ -58,14 +65,17 @@ describe('mqtt-sim broker: flag parsing', () => {
     expect(value).not.toEqual(configDefaults[key]);
     const config = configFromArgs(parse(argv));
     if (key === 'host' || key === 'port') expect(config.listen[key]).toEqual(value);
+    else if (key === 'persistence' || key === 'dataDir' || key === 'durability') expect(config.storage[key]).toEqual(value);
     else expect(config.options).toEqual({ [key]: value });
   });
 
   it('every flag at once', () => {
     const argv = configKeys.flatMap((key) => sampleValue(key).argv);
     const config = configFromArgs(parse(argv));
-    expect(Object.keys(config.options).sort()).toEqual(configKeys.filter((k) => k !== 'host' && k !== 'port').sort());
+    const outside = ['host', 'port', 'persistence', 'dataDir', 'durability'];
+    expect(Object.keys(config.options).sort()).toEqual(configKeys.filter((k) => !outside.includes(k)).sort());
     expect(config.listen).toEqual({ host: '0.0.0.0', port: 1 });
+    expect(config.storage).toEqual({ persistence: 'memory', dataDir: 'some/dir', durability: 'power' });
   });
 
   it('--port 0 asks for a free port', () => {
@@ -190,7 +200,7 @@ describe('serveBroker (in-process, stopped by an AbortSignal)', () => {
     const listening = new Promise<void>((resolve) => (printed = resolve));
     let broker: Broker | undefined;
     const served = serveBroker(
-      { listen: { host: '127.0.0.1', port: 0 }, options: { sysInterval: 0 } },
+      { listen: { host: '127.0.0.1', port: 0 }, storage: memoryStorage, options: { sysInterval: 0 } },
       {
         stdout: (t) => { stdout += t; printed(); },
         stderr: () => {},
@@ -228,7 +238,7 @@ describe('serveBroker (in-process, stopped by an AbortSignal)', () => {
     let closed = false;
     const stop = new AbortController();
     const served = serveBroker(
-      { listen: { host: '127.0.0.1', port }, options: { sysInterval: 0 } },
+      { listen: { host: '127.0.0.1', port }, storage: memoryStorage, options: { sysInterval: 0 } },
       {
         stdout: () => {},
         stderr: () => {},

@@ -1,0 +1,84 @@
+/**
+ * The SQLite store's schema (see sqlite.ts). One file per data dir, identified by `application_id`
+ * and versioned by `user_version`: a database with a higher version than SCHEMA_VERSION was written by
+ * a newer mqtt-sim and is refused rather than guessed at.
+ *
+ * Encodings (kept compact and cheap on the hot path; no JSON around payloads):
+ * - booleans are 0/1 integers;
+ * - queue.state is 0 'queued', 1 'sent', 2 'pubrec-received';
+ * - queue.subscription_ids is NULL (absent), '' (empty list) or decimal ids joined by ',';
+ * - properties columns are NULL (absent) or JSON in which every Buffer is written as {"$b64": "..."}
+ *   (arrays keep their order, so user properties round-trip in order);
+ * - payloads are BLOBs.
+ */
+
+/** The schema version this build writes and understands. */
+export const SCHEMA_VERSION = 1;
+
+/** 'mqts' — marks a SQLite file as an mqtt-sim store (PRAGMA application_id). */
+export const APPLICATION_ID = 0x6d717473;
+
+/** The tables every mqtt-sim store has (used to tell an mqtt-sim database from someone else's). */
+export const TABLES = ['messages', 'sessions', 'subscriptions', 'retained', 'queue', 'inbound_qos2'] as const;
+
+/** Creates the schema in an empty database. Run inside one transaction, after `auto_vacuum` is set. */
+export const CREATE_SCHEMA = `
+CREATE TABLE messages (
+  id           INTEGER PRIMARY KEY,
+  topic        TEXT    NOT NULL,
+  payload      BLOB    NOT NULL,
+  qos          INTEGER NOT NULL,
+  retain       INTEGER NOT NULL,
+  properties   TEXT,
+  expires_at   INTEGER,
+  publisher_id TEXT,
+  refs         INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE sessions (
+  client_id        TEXT    NOT NULL PRIMARY KEY,
+  protocol_version INTEGER NOT NULL,
+  expiry_interval  INTEGER NOT NULL,
+  disconnected_at  INTEGER,
+  will_topic       TEXT,
+  will_payload     BLOB,
+  will_qos         INTEGER,
+  will_retain      INTEGER,
+  will_properties  TEXT,
+  will_due_at      INTEGER
+);
+
+CREATE TABLE subscriptions (
+  client_id           TEXT    NOT NULL,
+  filter              TEXT    NOT NULL,
+  qos                 INTEGER NOT NULL,
+  no_local            INTEGER NOT NULL,
+  retain_as_published INTEGER NOT NULL,
+  retain_handling     INTEGER NOT NULL,
+  subscription_id     INTEGER,
+  PRIMARY KEY (client_id, filter)
+) WITHOUT ROWID;
+
+CREATE TABLE retained (
+  topic      TEXT    NOT NULL PRIMARY KEY,
+  message_id INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE queue (
+  client_id        TEXT    NOT NULL,
+  seq              INTEGER NOT NULL,
+  message_id       INTEGER NOT NULL,
+  qos              INTEGER NOT NULL,
+  state            INTEGER NOT NULL,
+  packet_id        INTEGER,
+  retain           INTEGER NOT NULL,
+  subscription_ids TEXT,
+  PRIMARY KEY (client_id, seq)
+) WITHOUT ROWID;
+
+CREATE TABLE inbound_qos2 (
+  client_id TEXT    NOT NULL,
+  packet_id INTEGER NOT NULL,
+  PRIMARY KEY (client_id, packet_id)
+) WITHOUT ROWID;
+`;
