@@ -40,7 +40,8 @@ export class Connection {
   clientMaxPacketSize = 0;
   clientTopicAliasMaximum = 0;
   requestProblemInformation = true;
-  readonly inboundAliases = new Map<number, string>();
+  /** Topic aliases the client set (MQTT 5), created on first use. */
+  inboundAliases: Map<number, string> | undefined;
   outboundAliases: Map<string, number> | undefined;
   /** v5 session expiry requested at CONNECT (a DISCONNECT may not raise it from 0). */
   connectSessionExpiry = 0;

@@ -19,14 +19,20 @@ export interface ParserOptions {
 }
 
 const PROTOCOL_MAX_PACKET = 268_435_455 + 5;
+const sharedReader = new Reader();
 
 export class PacketParser {
   protocolVersion: ProtocolVersion;
   maxPacketSize: number;
 
-  private readonly reader = new Reader();
-  /** Fixed header bytes of a packet whose header straddles chunks (at most 5). */
-  private readonly header = Buffer.alloc(5);
+  /**
+   * Fixed header bytes of a packet whose header straddles chunks (at most 5). Allocated on first
+   * need: a broker holds one parser per connection, most of them idle.
+   */
+  private headerBytes: Buffer | null = null;
+  private get header(): Buffer {
+    return (this.headerBytes ??= Buffer.alloc(5));
+  }
   private headerLength = 0;
   /** Body of a packet that straddles chunks, and how much of it is filled. */
   private body: Buffer | null = null;
@@ -156,7 +162,8 @@ export class PacketParser {
   }
 
   private decode(buf: Buffer, firstByte: number, start: number, end: number): Packet {
-    const r = this.reader;
+    // Decoding is synchronous, so every parser shares one cursor.
+    const r = sharedReader;
     r.reset(buf, start, end);
     // A CONNECT states its level before anything later in it can be malformed: switch now, so an
     // error further in is reported in the client's own version (a v5 CONNACK with the reason code,

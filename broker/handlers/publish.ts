@@ -59,10 +59,10 @@ function resolveTopic(core: BrokerCore, conn: Connection, packet: PublishPacket)
     throw new ProtocolError(0x94, `topic alias ${alias} exceeds the maximum of ${core.options.topicAliasMaximum}`);
   }
   if (packet.topic.length > 0) {
-    conn.inboundAliases.set(alias, packet.topic);
+    (conn.inboundAliases ??= new Map()).set(alias, packet.topic);
     return packet.topic;
   }
-  const topic = conn.inboundAliases.get(alias);
+  const topic = conn.inboundAliases?.get(alias);
   // [MQTT-3.3.2-?] an alias used before it was set is a protocol error.
   if (topic === undefined) throw new ProtocolError(0x82, `topic alias ${alias} was never set on this connection`);
   return topic;
