@@ -1,0 +1,208 @@
+/**
+ * Broker launchers: each broker runs in its own process, started fresh for every run and killed after it.
+ *
+ * - mosquitto: /usr/sbin/mosquitto with a temporary config holding the settings of BENCHMARKING.md;
+ * - aedes: aedes-server.js (this folder) in a child node process;
+ * - ours: `node dist/cli/main.js broker --port PORT --host 127.0.0.1`, once the CLI has that command.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export type BrokerName = 'mosquitto' | 'aedes' | 'ours';
+export const brokerNames: readonly BrokerName[] = ['mosquitto', 'aedes', 'ours'];
+
+export const HOST = '127.0.0.1';
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** The project root: this file is dist/bench/broker/brokers.js once built. */
+export const projectRoot = resolve(here, '../../..');
+const oursCli = join(projectRoot, 'dist/cli/main.js');
+const aedesServer = join(here, 'aedes-server.js');
+export const MOSQUITTO_BIN = process.env['MOSQUITTO_BIN'] ?? '/usr/sbin/mosquitto';
+
+/** The mosquitto.conf lines of BENCHMARKING.md, for a given port. */
+export function mosquittoConfig(port: number): string[] {
+  return [
+    `listener ${port} ${HOST}`,
+    'allow_anonymous true',
+    'max_queued_messages 100000',
+    // 0 = no maximum in 2.0.11; a bounded value throttles QoS 1 fan-in badly.
+    'max_inflight_messages 0',
+    'persistence false',
+  ];
+}
+
+export interface RunningBroker {
+  readonly name: BrokerName;
+  readonly pid: number;
+  readonly port: number;
+  /** Exit code or signal once the process has ended on its own, else null. */
+  exitStatus(): string | null;
+  /** Last lines of the broker's stdout/stderr, for error messages. */
+  logTail(): string;
+  /** SIGTERM, then SIGKILL after 3 s; resolves once the process is gone and temp files are removed. */
+  stop(): Promise<void>;
+}
+
+/** Children still running, killed on any exit of the bench process. */
+const live = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of live) {
+    try {
+      child.kill('SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+});
+
+/** A port nobody listens on right now (bound to port 0, read, released). */
+export function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, HOST, () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function tryConnect(port: number): Promise<boolean> {
+  return new Promise((resolveOk) => {
+    const socket = net.connect({ port, host: HOST });
+    const done = (ok: boolean): void => {
+      socket.destroy();
+      resolveOk(ok);
+    };
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+    socket.setTimeout(500, () => done(false));
+  });
+}
+
+/** Availability of our broker: the CLI must build and know the `broker` command. */
+export function oursAvailability(): { available: boolean; note: string } {
+  const probe = spawnSync(process.execPath, [oursCli, 'broker', '--help'], {
+    cwd: projectRoot, encoding: 'utf8', timeout: 15_000,
+  });
+  if (probe.status === 0) return { available: true, note: `node ${oursCli} broker --port PORT --host ${HOST}` };
+  const why = probe.error !== undefined
+    ? probe.error.message
+    : `'node dist/cli/main.js broker --help' exited with ${String(probe.status ?? probe.signal)}: ${(probe.stderr || '').trim().split('\n')[0] ?? ''}`;
+  return { available: false, note: `skipped: our broker is not available yet (${why})` };
+}
+
+export function mosquittoVersion(): string {
+  const out = spawnSync(MOSQUITTO_BIN, ['-h'], { encoding: 'utf8', timeout: 5_000 });
+  const match = /mosquitto version (\S+)/.exec(`${out.stdout ?? ''}${out.stderr ?? ''}`);
+  return match ? match[1]! : 'unknown';
+}
+
+export function aedesVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(join(projectRoot, 'node_modules/aedes/package.json'), 'utf8')) as { version?: string };
+    return pkg.version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+export interface StartOptions {
+  /** Extra command-line arguments for our broker (e.g. --persistence memory). */
+  oursArgs?: readonly string[];
+}
+
+/** Starts `name` on a free port and resolves once the port accepts TCP connections. */
+export async function startBroker(name: BrokerName, options: StartOptions = {}): Promise<RunningBroker> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), `bench-${name}-`));
+  const logPath = join(dir, 'broker.log');
+  // The broker's output goes to a file, so reading it costs the load generator nothing.
+  const logFd = openSync(logPath, 'w');
+  let command: string;
+  let args: string[];
+  // Our broker runs in the run's temporary directory: its default data dir (./mqtt-sim-data) starts
+  // empty every run and never lands in the project.
+  let cwd = projectRoot;
+  switch (name) {
+    case 'mosquitto': {
+      const conf = join(dir, 'mosquitto.conf');
+      writeFileSync(conf, mosquittoConfig(port).join('\n') + '\n');
+      command = MOSQUITTO_BIN;
+      args = ['-c', conf];
+      break;
+    }
+    case 'aedes':
+      command = process.execPath;
+      args = [aedesServer, String(port), HOST];
+      break;
+    case 'ours':
+      command = process.execPath;
+      args = [oursCli, 'broker', '--port', String(port), '--host', HOST, ...(options.oursArgs ?? [])];
+      cwd = dir;
+      break;
+  }
+  const child = spawn(command, args, { cwd, stdio: ['ignore', logFd, logFd] });
+  closeSync(logFd);
+  live.add(child);
+  let exited: string | null = null;
+  const exitPromise = new Promise<void>((resolveExit) => {
+    child.once('exit', (code, signal) => {
+      exited = signal !== null ? `signal ${signal}` : `exit code ${String(code)}`;
+      live.delete(child);
+      resolveExit();
+    });
+    child.once('error', (err) => {
+      exited = `spawn error: ${err.message}`;
+      live.delete(child);
+      resolveExit();
+    });
+  });
+
+  const logTail = (): string => {
+    try {
+      return readFileSync(logPath, 'utf8').split('\n').slice(-12).join('\n').trim();
+    } catch {
+      return '';
+    }
+  };
+  const stop = async (): Promise<void> => {
+    if (exited === null) {
+      child.kill('SIGTERM');
+      const killed = await Promise.race([exitPromise.then(() => true), sleep(3_000).then(() => false)]);
+      if (!killed) {
+        child.kill('SIGKILL');
+        await exitPromise;
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+
+  const deadline = performance.now() + 10_000;
+  for (;;) {
+    if (exited !== null) {
+      const tail = logTail();
+      await stop();
+      throw new Error(`${name} exited during start-up (${String(exited)})${tail ? `:\n${tail}` : ''}`);
+    }
+    if (await tryConnect(port)) break;
+    if (performance.now() > deadline) {
+      const tail = logTail();
+      await stop();
+      throw new Error(`${name} did not accept connections on ${HOST}:${port} within 10 s${tail ? `:\n${tail}` : ''}`);
+    }
+    await sleep(25);
+  }
+  if (child.pid === undefined) throw new Error(`${name} has no pid`);
+  return { name, pid: child.pid, port, exitStatus: () => exited, logTail, stop };
+}
