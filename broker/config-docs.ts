@@ -3,7 +3,10 @@
  * output by test/unit/broker/config-docs.test.ts; `npx vitest run test/unit/broker/config-docs.test.ts -u`
  * rewrites it after the table changes.
  */
-import { configDefaults, configKeys, configTable, describeExpected, flagName } from './config.js';
+import {
+  configDefaults, configKeys, configTable, describeDefault, describeExpected, flagName, listenerFieldTable,
+  listenerShortcutKeys, listenerShortcutTable,
+} from './config.js';
 
 function cell(text: string): string {
   return text.replace(/\|/g, '\\|');
@@ -12,10 +15,13 @@ function cell(text: string): string {
 export function renderBrokerOptionsMarkdown(): string {
   const rows = configKeys.map((key) => {
     const spec = configTable[key];
-    return `| \`${key}\` | \`--${flagName(key)}\` | ${cell(describeExpected(spec))} | \`${String(configDefaults[key])}\` | ${cell(spec.doc)} |`;
+    const shownDefault = configDefaults[key] === undefined ? cell(describeDefault(key)) : `\`${String(configDefaults[key])}\``;
+    return `| \`${key}\` | \`--${flagName(key)}\` | ${cell(describeExpected(spec))} | ${shownDefault} | ${cell(spec.doc)} |`;
   });
   const example = configKeys.map((key) => {
     const value = configDefaults[key];
+    // An option without a default stays unset: shown commented out, so the example still parses to the defaults.
+    if (value === undefined) return `# ${key}: (unset by default: ${describeDefault(key)})`;
     return `${key}: ${typeof value === 'string' && !/^[\w.:-]+$/.test(value) ? JSON.stringify(value) : String(value)}`;
   });
   return [
@@ -45,5 +51,63 @@ export function renderBrokerOptionsMarkdown(): string {
     ...example,
     '```',
     '',
+    ...renderListenersSection(),
   ].join('\n');
+}
+
+/** The listeners section: the listener flags, the fields of a `listeners` entry and an example. */
+function renderListenersSection(): string[] {
+  const shortcutRows = listenerShortcutKeys.map((key) => {
+    const spec = listenerShortcutTable[key];
+    return `| \`${key}\` | \`--${flagName(key)}\` | ${cell(describeExpected(spec))} | ${cell(spec.doc)} |`;
+  });
+  const fieldRows = Object.entries(listenerFieldTable).map(([field, spec]) => `| \`${field}\` | ${cell(describeExpected(spec))} | ${cell(spec.doc)} |`);
+  return [
+    '## Listeners',
+    '',
+    'The plain MQTT listener on `host` and `port` always runs. More listeners come from the flags below',
+    '(one TLS, one WebSocket and one secure WebSocket listener, on `host`) and from a `listeners` list in',
+    'broker.yaml (any number, any mix); both may be used together. The broker prints one line per',
+    'listener once all of them accept connections: `mqtt-sim broker listening on HOST:PORT` for plain TCP,',
+    'then `... on tls://HOST:PORT`, `... on ws://HOST:PORT/mqtt` or `... on wss://HOST:PORT/mqtt`.',
+    '',
+    '| YAML key | Flag | Accepts | Meaning |',
+    '| --- | --- | --- | --- |',
+    ...shortcutRows,
+    '',
+    'Certificate files are PEM and are read at startup: an unreadable file, or a certificate and key that',
+    'do not belong together, stops the broker with exit code 2 and a message naming the key and the file.',
+    'With a client certificate required (mutual TLS), a client must present a certificate signed by the CA',
+    'file; its subject CN reaches the `authenticate` hook as `certificateCommonName`, and with',
+    '`useCommonNameAsUsername: true` it replaces the user name of CONNECT. A failed handshake closes only',
+    'that connection.',
+    '',
+    'WebSocket listeners serve MQTT in binary frames at their path (`/mqtt` unless set) with the',
+    'subprotocol `mqtt` (`mqttv3.1` is accepted for MQTT 3.1 clients); an upgrade to another path gets',
+    'HTTP 404 and one without an MQTT subprotocol HTTP 400.',
+    '',
+    '### `listeners` entries',
+    '',
+    '| Field | Accepts | Meaning |',
+    '| --- | --- | --- |',
+    ...fieldRows,
+    '',
+    'A problem in an entry names it by position, e.g.',
+    '`broker.yaml:9: listeners[1].port: expected an integer from 0 to 65535, got 70000`.',
+    '',
+    '```yaml',
+    'listeners:',
+    '  - { type: tls, port: 8883, cert: certs/server.pem, key: certs/server-key.pem }',
+    '  - type: wss',
+    '    host: 0.0.0.0',
+    '    port: 8884',
+    '    cert: certs/server.pem',
+    '    key: certs/server-key.pem',
+    '    ca: certs/ca.pem',
+    '    requireClientCert: true',
+    '  - { type: ws, port: 8080, path: /mqtt }',
+    'useCommonNameAsUsername: true',
+    '```',
+    '',
+  ];
 }

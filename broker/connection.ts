@@ -9,8 +9,11 @@ import { ProtocolError } from '../protocol/errors.js';
 import type { Packet, ProtocolVersion } from '../protocol/packets.js';
 import { PacketParser } from '../protocol/parser.js';
 import type { BrokerCore } from './core.js';
+import { connectTimedOut } from './limits.js';
+import type { CloseReason } from './log.js';
 import type { Session } from './session.js';
 import type { WillRecord } from './store/types.js';
+import type { TokenBucket } from './token-bucket.js';
 
 export type ConnectionState = 'awaiting-connect' | 'authenticating' | 'connected' | 'closing' | 'closed';
 
@@ -28,6 +31,8 @@ export class Connection {
   readonly parser: PacketParser;
   readonly core: BrokerCore;
   readonly remoteAddress: string | undefined;
+  /** Subject CN of the client certificate verified by a TLS or WSS listener (mutual TLS). */
+  certificateCommonName: string | undefined;
   version: ProtocolVersion = 4;
   clientId = '';
   session: Session | null = null;
@@ -55,8 +60,16 @@ export class Connection {
   private outboxBytes = 0;
   /** Packets that arrived while an asynchronous authentication was running. */
   backlog: Packet[] | undefined;
+  /** The subscriber sessions whose long queues keep this publisher paused (flow control). */
+  blockedBy: Set<Session> | undefined;
   /** Set when the client sent DISCONNECT with reason 0x00: the will is discarded [MQTT-3.1.2-10]. */
   normalDisconnect = false;
+  /** When CONNECT was accepted (the broker clock); undefined for a connection that never became a client. */
+  connectedAt: number | undefined;
+  /** Why the connection ended, for the log; set by whoever ends it first. */
+  closeReason: CloseReason | undefined;
+  /** The publishRateLimit token bucket, created at the first PUBLISH when the limit is set. */
+  publishBucket: TokenBucket | undefined;
 
   constructor(core: BrokerCore, stream: Duplex, remoteAddress: string | undefined) {
     this.core = core;
@@ -64,16 +77,18 @@ export class Connection {
     this.remoteAddress = remoteAddress;
     this.parser = new PacketParser({ maxPacketSize: core.options.maxPacketSize });
     this.lastActivity = core.now();
-    stream.on('data', (chunk: Buffer) => this.onData(chunk));
-    stream.on('error', () => this.onClosed());
-    stream.on('close', () => this.onClosed());
+    // Module-level listeners that find the connection on the stream: no closures per connection.
+    (stream as ConnectionStream)[kConnection] = this;
+    stream.on('data', onStreamData);
+    stream.on('error', onStreamError);
+    stream.on('close', onStreamClosed);
     // The client half-closed: flush what is queued for it, then close our side.
-    stream.on('end', () => this.end());
-    stream.on('drain', () => this.onDrain());
+    stream.on('end', onStreamEnd);
+    stream.on('drain', onStreamDrain);
     if (core.options.connectTimeout > 0) {
       // [MQTT-3.1.4-?] a connection that never sends CONNECT is closed after a bounded time.
       this.connectTimer = setTimeout(() => {
-        if (this.state === 'awaiting-connect') this.destroy();
+        if (this.state === 'awaiting-connect') connectTimedOut(this.core, this);
       }, core.options.connectTimeout * 1000);
       this.connectTimer.unref?.();
     }
@@ -95,7 +110,8 @@ export class Connection {
     }
   }
 
-  private onData(chunk: Buffer): void {
+  /** @internal */
+  onData(chunk: Buffer): void {
     if (this.state === 'closing' || this.state === 'closed') return;
     this.core.metrics.bytesReceived += chunk.length;
     this.lastActivity = this.core.now();
@@ -186,7 +202,8 @@ export class Connection {
     this.slowTimer.unref?.();
   }
 
-  private onDrain(): void {
+  /** @internal */
+  onDrain(): void {
     if (this.slowTimer !== undefined) {
       clearTimeout(this.slowTimer);
       this.slowTimer = undefined;
@@ -201,6 +218,8 @@ export class Connection {
     const limit = seconds * 1500;
     const check = (): void => {
       if (this.state !== 'connected') return;
+      // A publisher paused by flow control is not read, so its silence is ours, not its own.
+      if (this.blockedBy !== undefined) this.lastActivity = this.core.now();
       const idle = this.core.now() - this.lastActivity;
       if (idle >= limit) {
         this.core.metrics.keepaliveTimeouts++;
@@ -236,7 +255,8 @@ export class Connection {
     this.onClosed();
   }
 
-  private onClosed(): void {
+  /** @internal */
+  onClosed(): void {
     if (this.state === 'closed') return;
     const wasConnected = this.state === 'connected' || this.state === 'closing';
     this.state = 'closed';
@@ -246,6 +266,29 @@ export class Connection {
     if (!this.stream.destroyed) this.stream.destroy();
     this.core.onConnectionClosed(this, wasConnected);
   }
+}
+
+const kConnection = Symbol('mqtt-sim connection');
+type ConnectionStream = Duplex & { [kConnection]: Connection };
+
+function onStreamData(this: Duplex, chunk: Buffer): void {
+  (this as ConnectionStream)[kConnection].onData(chunk);
+}
+function onStreamClosed(this: Duplex): void {
+  (this as ConnectionStream)[kConnection].onClosed();
+}
+function onStreamError(this: Duplex, err: Error): void {
+  const conn = (this as ConnectionStream)[kConnection];
+  conn.closeReason ??= { reason: `socket error: ${err.message}` };
+  conn.onClosed();
+}
+function onStreamEnd(this: Duplex): void {
+  const conn = (this as ConnectionStream)[kConnection];
+  conn.closeReason ??= { reason: 'connection closed by the client' };
+  conn.end();
+}
+function onStreamDrain(this: Duplex): void {
+  (this as ConnectionStream)[kConnection].onDrain();
 }
 
 function flushOutbox(conn: Connection): void {

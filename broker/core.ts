@@ -6,6 +6,7 @@
 import { encodePublishHeader, publishPacketIdOffset } from '../protocol/encoder.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { Packet, Properties, PublishPacket, QoS } from '../protocol/packets.js';
+import { allowedReasonCodes } from '../protocol/reason-codes.js';
 import { topicMatches } from '../protocol/topic.js';
 import type { Connection } from './connection.js';
 import { handleAuth } from './handlers/auth.js';
@@ -17,8 +18,10 @@ import { handleSubscribe } from './handlers/subscribe.js';
 import { handleUnsubscribe } from './handlers/unsubscribe.js';
 import { fromStoredMessage, toStoredMessage, wireKey, type Message } from './message.js';
 import { createMetrics, type BrokerMetrics } from './metrics.js';
+import { brokerLogger, connectionFields, hex, LimitLog, logClientConnected, logConnectionClosed, type Logger } from './log.js';
 import type { BrokerOptions } from './options.js';
 import { SubscriptionTrie } from './router/subscription-trie.js';
+import type { AclGuard } from './auth/acl-guard.js';
 import { Session, type OutEntry } from './session.js';
 import type { Store, SubscriptionRecord, WillRecord } from './store/types.js';
 import { parseSharedFilter } from '../protocol/topic.js';
@@ -52,6 +55,12 @@ export class BrokerCore {
   readonly startedAt: number;
   events: BrokerEvents = {};
   closing = false;
+  /** The ACL, set by createBroker only when an ACL file is configured (docs/security.md). */
+  acl: AclGuard | undefined;
+  /** Structured log (log.ts); discards everything unless options.logger is set. */
+  readonly log: Logger;
+  /** Limit hits, logged at most once per interval per limit. */
+  readonly limitLog: LimitLog;
 
   /** Round-robin position per shared group (keyed by the trie's member map). */
   private readonly shareCursor = new WeakMap<object, number>();
@@ -66,6 +75,8 @@ export class BrokerCore {
   constructor(options: BrokerOptions, store: Store) {
     this.options = options;
     this.store = store;
+    this.log = brokerLogger(options.logger, options.logLevel);
+    this.limitLog = new LimitLog(this.log, () => this.now());
     this.startedAt = options.clock.now();
     this.recover();
     this.expiryTimer = setInterval(() => this.sweepExpiredSessions(), 1000);
@@ -81,7 +92,13 @@ export class BrokerCore {
   dispatch(conn: Connection, packet: Packet): void {
     if (conn.state === 'awaiting-connect') {
       // [MQTT-3.1.0-1] the first packet from a client must be CONNECT.
-      if (packet.type !== 'connect') throw new ProtocolError(0x82, `expected CONNECT, got ${packet.type.toUpperCase()}`);
+      if (packet.type !== 'connect') {
+        // No CONNECT came first, so there is no protocol version to answer in: a CONNECT later in the same
+        // read may already have switched the parser to 5, and onProtocolError would then send a v5 CONNACK
+        // to a client that never sent CONNECT (unreadable for a 3.1.1 client). Close without CONNACK.
+        conn.parser.protocolVersion = 4;
+        throw new ProtocolError(0x82, `expected CONNECT, got ${packet.type.toUpperCase()}`);
+      }
       handleConnect(this, conn, packet);
       return;
     }
@@ -107,6 +124,7 @@ export class BrokerCore {
 
   onProtocolError(conn: Connection, err: ProtocolError): void {
     this.metrics.protocolErrors++;
+    this.noteProtocolError(conn, err.reasonCode, err.message);
     if (conn.state === 'awaiting-connect' || conn.state === 'authenticating') {
       if (err.reasonCode === 0x84) {
         // [MQTT-3.1.2-2] unsupported protocol level: CONNACK 0x01 (3.1.1 form, which every level can read).
@@ -119,7 +137,11 @@ export class BrokerCore {
       conn.end();
       return;
     }
-    this.disconnect(conn, err.reasonCode, err.message);
+    // Once connected the error goes out in a DISCONNECT, whose reason codes exclude CONNACK-only ones:
+    // a second CONNECT naming an unsupported level (0x84 from the decoder) is a Protocol Error
+    // [MQTT-3.1.0-2]. Encoding DISCONNECT 0x84 would throw out of the socket's data handler and crash.
+    const code = allowedReasonCodes.disconnect.has(err.reasonCode) ? err.reasonCode : 0x82;
+    this.disconnect(conn, code, err.message);
   }
 
   /** A malformed CONNECT from a v5 client still deserves a v5 CONNACK with the reason. */
@@ -129,13 +151,25 @@ export class BrokerCore {
 
   onInternalError(conn: Connection, err: unknown): void {
     this.metrics.protocolErrors++;
-    process.emitWarning(`mqtt-sim broker: internal error handling ${conn.clientId || 'a client'}: ${err instanceof Error ? err.stack : String(err)}`);
+    this.noteProtocolError(conn, 0x83, 'implementation specific error');
+    // Never silent: without a logger it still reaches the process's warning output.
+    if (this.options.logger !== undefined) this.log.error({ event: 'internal.error', ...connectionFields(conn), err }, 'internal error: please report it');
+    else process.emitWarning(`mqtt-sim broker: internal error handling ${conn.clientId || 'a client'}: ${err instanceof Error ? err.stack : String(err)}`);
     this.disconnect(conn, 0x83, 'implementation specific error');
+  }
+
+  /** Counts a protocol error by reason code, records it as the connection's close reason and logs it. */
+  private noteProtocolError(conn: Connection, reasonCode: number, message: string): void {
+    const byReason = this.metrics.protocolErrorsByReason;
+    byReason[reasonCode] = (byReason[reasonCode] ?? 0) + 1;
+    conn.closeReason ??= { reason: message, reasonCode };
+    this.log.warn({ event: 'protocol.error', ...connectionFields(conn), reasonCode: hex(reasonCode), error: message }, 'protocol error: closing the connection');
   }
 
   /** Sends a v5 DISCONNECT with the reason (3.x has none) and closes the connection. */
   disconnect(conn: Connection, reasonCode: number, reasonString?: string): void {
     if (conn.state === 'closing' || conn.state === 'closed') return;
+    conn.closeReason ??= { reason: reasonString ?? 'disconnected by the server', reasonCode };
     if (conn.version === 5 && conn.state === 'connected') {
       const properties: Properties | undefined =
         reasonString !== undefined && conn.requestProblemInformation ? { reasonString } : undefined;
@@ -161,10 +195,17 @@ export class BrokerCore {
       if (session.persistent) this.saveSession(session);
     }
     this.events.onClientConnected?.(session.clientId);
+    conn.connectedAt = this.now();
+    logClientConnected(this.log, conn, session.expiryInterval);
   }
 
   onConnectionClosed(conn: Connection, wasConnected: boolean): void {
     this.connections.delete(conn);
+    logConnectionClosed(this.log, conn, conn.connectedAt !== undefined, conn.closeReason);
+    if (conn.blockedBy !== undefined) {
+      for (const session of conn.blockedBy) session.blockedPublishers?.delete(conn);
+      conn.blockedBy = undefined;
+    }
     if (wasConnected) this.detach(conn);
   }
 
@@ -177,6 +218,8 @@ export class BrokerCore {
     this.metrics.clientsConnected--;
     session.disconnectedAt = this.now();
     this.events.onClientDisconnected?.(session.clientId);
+    // An offline queue no longer drains: it is bounded by the queue limits, not by pausing publishers.
+    this.releasePublishers(session);
     this.handOverShared(session);
 
     // A broker shutting down does not publish wills; persistent sessions keep them for after the restart.
@@ -448,7 +491,15 @@ export class BrokerCore {
       if (group === share.group && filter === share.filter) target = this.pickSharedMember(members, session);
     });
     if (target === undefined) return false;
-    const message = entry.message;
+    // A delivery that was not persisted holds no store reference, so the stored copy its message once
+    // had may be gone (deleted with its last reference, e.g. a persistent member acknowledged it): a
+    // persistent target must store the message afresh, or enqueue() meets an unknown message id and
+    // throws. A copy without the id, so the original (maybe the retained message) keeps its own.
+    let message = entry.message;
+    if (!entry.persisted && message.storeId !== undefined) {
+      const { storeId: _stale, ...unstored } = message;
+      message = unstored;
+    }
     // [MQTT-4.8.2-3] the new member gets the message as its own subscription grants it: its QoS, its
     // subscription identifier [MQTT-3.3.4-3], its retain-as-published option [MQTT-3.3.1-12].
     const qos = (message.qos < target.qos ? message.qos : target.qos) as QoS;
@@ -484,14 +535,72 @@ export class BrokerCore {
     };
     if (subscriptionIds !== undefined) entry.subscriptionIds = subscriptionIds;
     if (share !== undefined) entry.share = share;
+    if (online && qos > 0 && session.inflight.size >= this.window(conn)) this.metrics.inflightWindowFull++;
     if (online && qos > 0 && session.pendingCount === 0 && session.inflight.size < this.window(conn) && conn.canWrite()) {
-      if (entry.persisted) this.persistEntry(session, entry);
-      this.sendEntry(conn, session, entry, false);
+      // Sent at once: stored in its 'sent' state by sendEntry, one row write instead of two.
+      this.sendEntry(conn, session, entry, false, false);
       return;
     }
     if (!this.admit(session, entry)) return;
     if (entry.persisted) this.persistEntry(session, entry);
     session.pushPending(entry);
+    const limit = this.options.publisherBackpressure;
+    if (online && limit > 0 && session.pendingCount >= limit && this.publishingConnection !== undefined) {
+      this.blockPublisher(this.publishingConnection, session);
+    }
+  }
+
+  /** The connection whose PUBLISH is being routed right now (for flow control). */
+  publishingConnection: Connection | undefined;
+
+  /**
+   * Flow control: stop reading from a publisher while a connected subscriber it feeds has a long
+   * queue, so a fan-in faster than the subscriber is slowed at TCP instead of acknowledged and then
+   * dropped by the queue limits. Counted in metrics.publishersPaused.
+   */
+  private blockPublisher(conn: Connection, session: Session): void {
+    if (conn.session === session) return;
+    const blockers = (conn.blockedBy ??= new Set());
+    if (blockers.has(session)) return;
+    blockers.add(session);
+    const blocked = (session.blockedPublishers ??= new Set());
+    if (blocked.size === 0) {
+      session.blockedSince = this.now();
+      this.armBackpressureTimeout(session);
+    }
+    blocked.add(conn);
+    if (blockers.size === 1) {
+      conn.stream.pause();
+      this.metrics.publishersPaused++;
+    }
+  }
+
+  /** A subscriber that stays behind longer than slowConsumerTimeout no longer holds publishers back. */
+  private armBackpressureTimeout(session: Session): void {
+    const seconds = this.options.slowConsumerTimeout;
+    if (seconds <= 0) return;
+    const timer = setTimeout(() => {
+      if (session.blockedPublishers !== undefined && session.blockedPublishers.size > 0 && this.now() - session.blockedSince >= seconds * 1000) {
+        this.releasePublishers(session);
+      }
+    }, seconds * 1000);
+    timer.unref?.();
+  }
+
+  releasePublishers(session: Session): void {
+    const blocked = session.blockedPublishers;
+    if (blocked === undefined || blocked.size === 0) return;
+    session.blockedPublishers = undefined;
+    for (const conn of blocked) {
+      const blockers = conn.blockedBy;
+      if (blockers === undefined) continue;
+      blockers.delete(session);
+      if (blockers.size === 0) {
+        conn.blockedBy = undefined;
+        conn.lastActivity = this.now();
+        if (!conn.isEnding()) conn.stream.resume();
+      }
+    }
   }
 
   /** Applies the per-session queue limits and drop policy; every drop is counted. */
@@ -499,6 +608,7 @@ export class BrokerCore {
     const o = this.options;
     const size = entry.message.payload.length;
     while (session.pendingCount >= o.maxQueuedMessages || session.queuedBytes + size > o.maxQueuedBytes) {
+      this.limitLog.hit('maxQueued', { clientId: session.clientId, queued: session.pendingCount, queuedBytes: session.queuedBytes, policy: o.queueDropPolicy }, 'session queue full: message dropped');
       // Queue limits are the server's own (MQTT 5.0 section 4.1, storage limits of session state): a message
       // larger than the whole byte limit can never be queued, so it is dropped alone rather than
       // evicting every older message first (drop-oldest would otherwise empty the queue for nothing).
@@ -519,7 +629,8 @@ export class BrokerCore {
     const message = entry.message;
     if (message.storeId === undefined) message.storeId = this.store.putMessage(toStoredMessage(message));
     this.store.enqueue(session.clientId, {
-      seq: entry.seq, messageId: message.storeId, qos: entry.qos, state: 'queued', retain: entry.retain,
+      seq: entry.seq, messageId: message.storeId, qos: entry.qos, state: entry.state, retain: entry.retain,
+      ...(entry.packetId !== 0 ? { packetId: entry.packetId } : {}),
       ...(entry.subscriptionIds !== undefined ? { subscriptionIds: entry.subscriptionIds } : {}),
     });
   }
@@ -530,7 +641,7 @@ export class BrokerCore {
     if (conn === null || conn.state !== 'connected') return;
     const window = this.window(conn);
     while (session.pendingCount > 0 && session.inflight.size < window) {
-      if (!conn.canWrite()) return;
+      if (!conn.canWrite()) break;
       const entry = session.shiftPending()!;
       if (entry.qos === 0) {
         this.writePublish(conn, entry.message, 0, entry.retain, entry.subscriptionIds, 0, false);
@@ -539,21 +650,28 @@ export class BrokerCore {
       }
       this.sendEntry(conn, session, entry, false);
     }
+    if (session.blockedPublishers !== undefined && session.pendingCount * 2 <= this.options.publisherBackpressure) {
+      this.releasePublishers(session);
+    }
   }
 
-  private sendEntry(conn: Connection, session: Session, entry: OutEntry, dup: boolean): void {
+  /** `stored`: the entry already has its row (queued earlier); otherwise it is written here, already sent. */
+  private sendEntry(conn: Connection, session: Session, entry: OutEntry, dup: boolean, stored = true): void {
     const message = entry.message;
     if (message.expiresAt !== undefined && message.expiresAt <= this.now()) {
       // Expired messages leave the queue without being sent [MQTT-3.3.2-5].
       this.metrics.dropped.expired++;
       session.dropped++;
-      if (entry.persisted) this.dequeue(session.clientId, entry.seq);
+      if (entry.persisted && stored) this.dequeue(session.clientId, entry.seq);
       return;
     }
     entry.packetId = session.allocatePacketId();
     entry.state = 'sent';
     session.inflight.set(entry.packetId, entry);
-    if (entry.persisted) this.store.updateQueueEntry(session.clientId, entry.seq, { state: 'sent', packetId: entry.packetId });
+    if (entry.persisted) {
+      if (stored) this.store.updateQueueEntry(session.clientId, entry.seq, { state: 'sent', packetId: entry.packetId });
+      else this.persistEntry(session, entry);
+    }
     if (!this.writePublish(conn, message, entry.qos, entry.retain, entry.subscriptionIds, entry.packetId, dup)) {
       // Too large for this client: behave as if it was delivered [MQTT-3.1.2-25].
       this.complete(session, entry);
@@ -583,12 +701,16 @@ export class BrokerCore {
   /**
    * Writes a PUBLISH: header then payload, the payload never copied. Headers without per-client
    * parts are encoded once per message and wire shape and shared across the fan-out.
-   * Returns false when the packet exceeds the client's Maximum Packet Size (it is not sent).
+   * Returns false when the packet exceeds the client's Maximum Packet Size or the ACL does not let
+   * the client read the topic (it is not sent).
    */
   writePublish(
     conn: Connection, message: Message, qos: QoS, retain: boolean,
     subscriptionIds: number[] | undefined, packetId: number, dup: boolean,
   ): boolean {
+    // Every delivery passes here (routed, retained, queued, resent, shared), so this one check keeps
+    // unreadable topics from every client whatever its subscription; no ACL, no cost.
+    if (this.acl !== undefined && !this.acl.allowDelivery(conn, message.topic)) return false;
     const version = conn.version;
     let header: Buffer;
     let aliasesBefore = 0;

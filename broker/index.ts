@@ -3,3 +3,6 @@ export { defaultBrokerOptions, type BrokerOptions, type Authenticator, type Auth
 export type { BrokerMetrics } from './metrics.js';
 export { MemoryStore } from './store/memory.js';
 export type { Store } from './store/types.js';
+export { TlsSetupError, type ListenerSpec, type ListenerType, type TlsOptions, type TransportIdentity } from './listeners/index.js';
+export { MetricsListenError } from './prometheus.js';
+export type { LogLevel } from './log.js';

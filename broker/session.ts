@@ -41,9 +41,16 @@ export class Session {
   pendingHead = 0;
   queuedBytes = 0;
   /** QoS 2 packet ids received (PUBREC sent) and not yet released by PUBREL. */
-  readonly inboundQos2 = new Set<number>();
+  private inboundQos2Ids: Set<number> | undefined;
+  /** Created on first use: most sessions never receive QoS 2. */
+  get inboundQos2(): Set<number> {
+    return (this.inboundQos2Ids ??= new Set<number>());
+  }
   nextSeq = 1;
   private nextPacketId = 1;
+  /** Publisher connections paused because this session's queue is too long (flow control). */
+  blockedPublishers: Set<Connection> | undefined;
+  blockedSince = 0;
   /** Scratch for the router: the publish generation that last matched this session, and its slot. */
   routeGen = 0;
   routeIndex = 0;

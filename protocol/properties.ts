@@ -100,7 +100,8 @@ export function readProperties(r: Reader, context: PropertyContext): Properties 
     const spec = specById[id];
     if (spec === undefined) throw malformed(`unknown property identifier 0x${id.toString(16)}`);
     if ((allowedMask[id]! & bit) === 0) {
-      throw protocolViolation(`property ${spec.key} (0x${id.toString(16)}) is not allowed in ${context.toUpperCase()}`);
+      // 5.0 section 2.2.2.2: an identifier not valid for its packet type makes a Malformed Packet.
+      throw malformed(`property ${spec.key} (0x${id.toString(16)}) is not allowed in ${context.toUpperCase()}`);
     }
     if (!repeatable(id, context)) {
       const seen = id < 32 ? seenLo & (1 << id) : seenHi & (1 << (id - 32));

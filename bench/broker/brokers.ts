@@ -6,7 +6,7 @@
  * - ours: `node dist/cli/main.js broker --port PORT --host 127.0.0.1`, once the CLI has that command.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -25,21 +25,55 @@ const aedesServer = join(here, 'aedes-server.js');
 export const MOSQUITTO_BIN = process.env['MOSQUITTO_BIN'] ?? '/usr/sbin/mosquitto';
 
 /** The mosquitto.conf lines of BENCHMARKING.md, for a given port. */
-export function mosquittoConfig(port: number): string[] {
+/** Settings that put our broker on the footing Mosquitto runs with in BENCHMARKING.md. */
+export const OURS_BASELINE_ARGS: readonly string[] = ['--persistence', 'memory', '--max-queued-messages', '100000', '--sys-interval', '0'];
+
+/**
+ * `baseline` (flag/value pairs) followed by `extra`, minus the baseline pairs whose flag `extra` sets
+ * again: the CLI refuses a repeated option, so "later flags win" is done here.
+ */
+export function mergeFlags(baseline: readonly string[], extra: readonly string[]): string[] {
+  const overridden = new Set(extra.filter((a) => a.startsWith('--')).map((a) => a.split('=', 1)[0]!));
+  const kept: string[] = [];
+  for (let i = 0; i < baseline.length; i += 2) {
+    if (!overridden.has(baseline[i]!)) kept.push(baseline[i]!, baseline[i + 1]!);
+  }
+  return [...kept, ...extra];
+}
+
+export function mosquittoConfig(port: number, persistenceLocation?: string): string[] {
   return [
     `listener ${port} ${HOST}`,
     'allow_anonymous true',
     'max_queued_messages 100000',
     // 0 = no maximum in 2.0.11; a bounded value throttles QoS 1 fan-in badly.
     'max_inflight_messages 0',
-    'persistence false',
+    // With a location: persistence on, other settings (autosave_interval 1800 s, …) at their defaults.
+    // Mosquitto wants the trailing slash.
+    ...(persistenceLocation === undefined
+      ? ['persistence false']
+      : ['persistence true', `persistence_location ${persistenceLocation.endsWith('/') ? persistenceLocation : `${persistenceLocation}/`}`]),
   ];
+}
+
+/** uid and gid of the account Mosquitto drops to when started as root, or null. */
+function mosquittoAccount(): { uid: number; gid: number } | null {
+  try {
+    const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith('mosquitto:'));
+    if (line === undefined) return null;
+    const [, , uid, gid] = line.split(':');
+    return { uid: Number(uid), gid: Number(gid) };
+  } catch {
+    return null;
+  }
 }
 
 export interface RunningBroker {
   readonly name: BrokerName;
   readonly pid: number;
   readonly port: number;
+  /** The persistence directory handed to the broker (StartOptions.persistentDataDir), else null. */
+  readonly dataDir: string | null;
   /** Exit code or signal once the process has ended on its own, else null. */
   exitStatus(): string | null;
   /** Last lines of the broker's stdout/stderr, for error messages. */
@@ -120,6 +154,12 @@ export function aedesVersion(): string {
 export interface StartOptions {
   /** Extra command-line arguments for our broker (e.g. --persistence memory). */
   oursArgs?: readonly string[];
+  /**
+   * A fresh, empty persistence directory inside the run's temporary directory: ours gets
+   * `--data-dir DIR` (before oursArgs), Mosquitto gets `persistence true` + `persistence_location DIR/`
+   * instead of `persistence false`. Ignored for aedes.
+   */
+  persistentDataDir?: boolean;
 }
 
 /** Starts `name` on a free port and resolves once the port accepts TCP connections. */
@@ -134,10 +174,23 @@ export async function startBroker(name: BrokerName, options: StartOptions = {}):
   // Our broker runs in the run's temporary directory: its default data dir (./mqtt-sim-data) starts
   // empty every run and never lands in the project.
   let cwd = projectRoot;
+  let dataDir: string | null = null;
+  if (options.persistentDataDir === true && name !== 'aedes') {
+    dataDir = join(dir, 'data');
+    mkdirSync(dataDir);
+  }
   switch (name) {
     case 'mosquitto': {
       const conf = join(dir, 'mosquitto.conf');
-      writeFileSync(conf, mosquittoConfig(port).join('\n') + '\n');
+      if (dataDir !== null) {
+        // Started as root, Mosquitto saves as its own account: let it reach and write the directory.
+        const account = process.getuid?.() === 0 ? mosquittoAccount() : null;
+        if (account !== null) {
+          chmodSync(dir, 0o711);
+          chownSync(dataDir, account.uid, account.gid);
+        }
+      }
+      writeFileSync(conf, mosquittoConfig(port, dataDir ?? undefined).join('\n') + '\n');
       command = MOSQUITTO_BIN;
       args = ['-c', conf];
       break;
@@ -148,7 +201,12 @@ export async function startBroker(name: BrokerName, options: StartOptions = {}):
       break;
     case 'ours':
       command = process.execPath;
-      args = [oursCli, 'broker', '--port', String(port), '--host', HOST, ...(options.oursArgs ?? [])];
+      // The same footing as the Mosquitto anchor (persistence false, max_queued_messages 100000);
+      // --ours-args adds or overrides (later flags win), e.g. "--persistence sqlite" for the durable store.
+      args = [
+        oursCli, 'broker', '--port', String(port), '--host', HOST,
+        ...mergeFlags([...OURS_BASELINE_ARGS, ...(dataDir !== null ? ['--data-dir', dataDir] : [])], options.oursArgs ?? []),
+      ];
       cwd = dir;
       break;
   }
@@ -204,5 +262,5 @@ export async function startBroker(name: BrokerName, options: StartOptions = {}):
     await sleep(25);
   }
   if (child.pid === undefined) throw new Error(`${name} has no pid`);
-  return { name, pid: child.pid, port, exitStatus: () => exited, logTail, stop };
+  return { name, pid: child.pid, port, dataDir, exitStatus: () => exited, logTail, stop };
 }

@@ -212,9 +212,11 @@ export interface ConnectOptions {
   keepalive?: number;
   localAddress?: string;
   timeoutMs?: number;
+  /** 3.1.1 clean-session flag (default true); false asks the broker to keep a persistent session. */
+  clean?: boolean;
 }
 
-/** TCP connect, CONNECT (3.1.1, clean session), wait for a successful CONNACK. */
+/** TCP connect, CONNECT (3.1.1, clean session unless `clean: false`), wait for a successful CONNACK. */
 export function connect(options: ConnectOptions): Promise<Connection> {
   const timeoutMs = options.timeoutMs ?? 10_000;
   return new Promise((resolveConn, reject) => {
@@ -254,7 +256,7 @@ export function connect(options: ConnectOptions): Promise<Connection> {
     };
     socket.once('connect', () => {
       conn.send({
-        type: 'connect', protocolVersion: 4, protocolName: 'MQTT', clean: true,
+        type: 'connect', protocolVersion: 4, protocolName: 'MQTT', clean: options.clean ?? true,
         keepalive: options.keepalive ?? 0, clientId: options.clientId,
       });
     });

@@ -16,7 +16,7 @@ import {
   type BrokerName, type RunningBroker,
 } from './brokers.js';
 import type { Connection } from './client.js';
-import { MachineCpuSampler } from './proc-stat.js';
+import { NOISY_OTHER_PCT, QUIET_BUSY_PCT, waitForQuiet as waitForQuietShared } from './quiet.js';
 import {
   DRAIN_MAX_MS, MAX_INFLIGHT, PAYLOAD_BYTES, QOS0_WINDOW, scenarios, WARMUP_MS,
   type RunContext, type RunMeasure, type Scenario,
@@ -40,10 +40,6 @@ interface Options {
   oursArgs: string[];
 }
 
-/** CPU used by others (% of one core) below which the machine counts as quiet. */
-const QUIET_BUSY_PCT = 25;
-/** A run during which other jobs used more than this (% of one core) is repeated, up to --retries times. */
-const NOISY_OTHER_PCT = 40;
 
 const usage = `usage: node dist/bench/broker/main.js [options]
   --only SCENARIO[,..]   scenarios by name or number (default: all)
@@ -237,27 +233,9 @@ function describe(scenario: Scenario, record: RunRecord): string {
   return parts.join(' · ');
 }
 
-/**
- * Waits (bounded) until other jobs leave the CPUs mostly idle; returns the last busy figure.
- * Nothing of ours runs at this point, so all busy CPU belongs to someone else.
- */
-async function waitForQuiet(maxSeconds: number): Promise<number> {
-  const deadline = performance.now() + maxSeconds * 1000;
-  let warned = false;
-  for (;;) {
-    const machine = new MachineCpuSampler();
-    machine.start();
-    await sleep(500);
-    const busy = round(machine.stop(), 1);
-    if (busy < QUIET_BUSY_PCT || performance.now() >= deadline) {
-      if (busy >= QUIET_BUSY_PCT) log(`  machine still busy (${busy}% of one core used by other jobs); measuring anyway`);
-      return busy;
-    }
-    if (!warned) {
-      log(`  waiting up to ${maxSeconds} s for other jobs (${busy}% of one core busy) …`);
-      warned = true;
-    }
-  }
+/** Waits (bounded) until other jobs leave the CPUs mostly idle; returns the last busy figure. */
+function waitForQuiet(maxSeconds: number): Promise<number> {
+  return waitForQuietShared(maxSeconds, log);
 }
 
 // ---------------------------------------------------------------------------------------------

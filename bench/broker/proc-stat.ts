@@ -44,6 +44,20 @@ export function rssKb(pid: number): number {
   }
 }
 
+/**
+ * Bytes `pid` caused to be sent to the storage layer so far (write_bytes of /proc/PID/io: page-cache
+ * writes of files, not socket traffic), or NaN when unreadable.
+ */
+export function diskWriteBytes(pid: number): number {
+  try {
+    const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+    const match = /^write_bytes:\s+(\d+)/m.exec(io);
+    return match ? Number(match[1]) : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}
+
 export interface ProcessUsage {
   /** CPU time over wall time of the sampled interval, in percent of one core. */
   cpuPct: number;

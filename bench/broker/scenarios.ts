@@ -9,7 +9,7 @@ import type { QoS } from '../../protocol/index.js';
 import { HOST, type RunningBroker } from './brokers.js';
 import { connectMany, Fixed, ioCounters, PublishTemplate, type Connection } from './client.js';
 import { DeliveryLedger } from './delivery-ledger.js';
-import { MachineCpuSampler, ProcessSampler, rssKb, SelfCpuSampler, type ProcessUsage } from './proc-stat.js';
+import { diskWriteBytes, MachineCpuSampler, ProcessSampler, rssKb, SelfCpuSampler, type ProcessUsage } from './proc-stat.js';
 
 export const WARMUP_MS = 1_000;
 export const DRAIN_MAX_MS = 2_000;
@@ -101,17 +101,21 @@ class Samplers {
 // ---------------------------------------------------------------------------------------------
 // Message flows
 
-type Drive =
+export type Drive =
   | { kind: 'window'; window: number }
   | { kind: 'inflight'; max: number }
   | { kind: 'rate'; perSecond: number; max: number };
 
-interface FlowSpec {
+export interface FlowSpec {
   publishers: number;
   subscribers: number;
   qos: QoS;
   topic: string;
   drive: Drive;
+  /** Subscribers connect with this 3.1.1 clean-session flag (default true: clean sessions). */
+  subscriberClean?: boolean;
+  /** Adds the broker's storage writes in the window (/proc/PID/io write_bytes) to the details. */
+  diskWrites?: boolean;
 }
 
 class Publisher {
@@ -146,19 +150,19 @@ function clientId(ctx: RunContext, role: string, index: number): string {
   return `bench-${ctx.runId.toString(36)}-${role}${index}`;
 }
 
-async function connectAll(ctx: RunContext, count: number, role: string): Promise<Connection[]> {
+async function connectAll(ctx: RunContext, count: number, role: string, clean = true): Promise<Connection[]> {
   const { connections, failures } = await connectMany(count, ctx.parallel, (i) => ({
-    port: ctx.broker.port, host: HOST, clientId: clientId(ctx, role, i),
+    port: ctx.broker.port, host: HOST, clientId: clientId(ctx, role, i), clean,
   }));
   ctx.opened.push(...connections);
   if (failures.length > 0) throw new Error(`${failures.length} of ${count} ${role} connections failed: ${failures[0]}`);
   return connections;
 }
 
-async function runFlow(ctx: RunContext, spec: FlowSpec): Promise<RunMeasure> {
+export async function runFlow(ctx: RunContext, spec: FlowSpec): Promise<RunMeasure> {
   const ledger = new DeliveryLedger(ctx.runId, spec.publishers, spec.subscribers);
 
-  const subscribers = await connectAll(ctx, spec.subscribers, 's');
+  const subscribers = await connectAll(ctx, spec.subscribers, 's', spec.subscriberClean ?? true);
   await Promise.all(subscribers.map((conn) => conn.subscribe(spec.topic, spec.qos)));
   subscribers.forEach((conn, s) => {
     conn.onPacket = (p, c) => {
@@ -252,10 +256,12 @@ async function runFlow(ctx: RunContext, spec: FlowSpec): Promise<RunMeasure> {
   const sentBefore = publishers.reduce((sum, p) => sum + p.sent, 0);
   const readsBefore = ioCounters.reads;
   const writesBefore = ioCounters.writes;
+  const diskBefore = spec.diskWrites === true ? diskWriteBytes(ctx.broker.pid) : Number.NaN;
   samplers.start();
   const windowStart = performance.now();
   await sleep(ctx.seconds * 1000);
   ledger.measuring = false;
+  const diskWritten = spec.diskWrites === true ? diskWriteBytes(ctx.broker.pid) - diskBefore : Number.NaN;
   const windowPublished = publishers.reduce((sum, p) => sum + p.sent, 0) - sentBefore;
   const windowReads = ioCounters.reads - readsBefore;
   const windowWrites = ioCounters.writes - writesBefore;
@@ -294,6 +300,10 @@ async function runFlow(ctx: RunContext, spec: FlowSpec): Promise<RunMeasure> {
     deliveredDuringDrain: ledger.distinct - distinctBeforeDrain,
     brokerRssMbLast: round(usage.rssMbLast, 1),
   };
+  if (spec.diskWrites === true) {
+    details['brokerDiskWriteMbPerSec'] = round(diskWritten / 2 ** 20 / windowSeconds, 2);
+    details['brokerDiskWriteBytesPerDelivery'] = windowDeliveries > 0 ? Math.round(diskWritten / windowDeliveries) : 0;
+  }
   if (spec.qos > 0 || drive.kind === 'rate') {
     details['latencyP50Ms'] = round(latency.p50, 3);
     details['latencyP99Ms'] = round(latency.p99, 3);
@@ -408,6 +418,11 @@ function round(x: number, decimals: number): number {
 // ---------------------------------------------------------------------------------------------
 // The table
 
+/** The fan-in QoS 1 flow: 50 publishers → 1 subscriber, at most MAX_INFLIGHT unacknowledged per publisher. */
+export const FANIN_QOS1: FlowSpec = {
+  publishers: 50, subscribers: 1, qos: 1, topic: 'bench/fanin', drive: { kind: 'inflight', max: MAX_INFLIGHT },
+};
+
 const latencyMetrics = [
   { key: 'latencyP50Ms', unit: 'ms', higherIsBetter: false },
   { key: 'latencyP99Ms', unit: 'ms', higherIsBetter: false },
@@ -422,9 +437,7 @@ export const scenarios: readonly Scenario[] = [
   },
   {
     name: 'fanin-qos1', number: 2, title: 'fan-in 50 → 1, QoS 1, 64 B', unit: 'msg/s', higherIsBetter: true, extraMetrics: latencyMetrics,
-    run: (ctx) => runFlow(ctx, {
-      publishers: 50, subscribers: 1, qos: 1, topic: 'bench/fanin', drive: { kind: 'inflight', max: MAX_INFLIGHT },
-    }),
+    run: (ctx) => runFlow(ctx, FANIN_QOS1),
   },
   {
     name: 'fanin-qos2', number: 3, title: 'fan-in 50 → 1, QoS 2, 64 B', unit: 'msg/s', higherIsBetter: true, extraMetrics: latencyMetrics,

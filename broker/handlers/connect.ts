@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { ProtocolError } from '../../protocol/errors.js';
 import type { ConnectPacket, Properties } from '../../protocol/packets.js';
 import type { Connection } from '../connection.js';
+import { connectRefused } from '../limits.js';
 import type { BrokerCore } from '../core.js';
 import type { AuthResult } from '../options.js';
 import { Session } from '../session.js';
@@ -17,6 +18,7 @@ export function handleConnect(core: BrokerCore, conn: Connection, packet: Connec
   conn.version = packet.protocolVersion;
   conn.clientId = packet.clientId;
   if (!checkClientId(core, conn, packet)) return;
+  adoptCertificateIdentity(core, conn, packet);
   readClientLimits(conn, packet);
   if (packet.properties?.authenticationMethod !== undefined) {
     // Enhanced authentication (AUTH exchanges) is not offered by this broker.
@@ -39,6 +41,7 @@ export function handleConnect(core: BrokerCore, conn: Connection, packet: Connec
       ...(packet.username !== undefined ? { username: packet.username } : {}),
       ...(packet.password !== undefined ? { password: packet.password } : {}),
       ...(conn.remoteAddress !== undefined ? { remoteAddress: conn.remoteAddress } : {}),
+      ...(conn.certificateCommonName !== undefined ? { certificateCommonName: conn.certificateCommonName } : {}),
     });
   } catch {
     result = { reasonCode: 0x80 };
@@ -51,6 +54,14 @@ export function handleConnect(core: BrokerCore, conn: Connection, packet: Connec
   } else {
     finishAuthentication(core, conn, packet, result);
   }
+}
+
+/**
+ * useCommonNameAsUsername: the CN of a verified client certificate is who the client is, whatever
+ * user name CONNECT carried; authentication, ACLs and everything after see the CN.
+ */
+function adoptCertificateIdentity(core: BrokerCore, conn: Connection, packet: ConnectPacket): void {
+  if (core.options.useCommonNameAsUsername && conn.certificateCommonName !== undefined) packet.username = conn.certificateCommonName;
 }
 
 function finishAuthentication(core: BrokerCore, conn: Connection, packet: ConnectPacket, result: AuthResult): void {
@@ -91,6 +102,7 @@ function v3ReturnCode(reasonCode: number): number {
 
 /** Refuses the connection with a CONNACK and closes it [MQTT-3.2.2-7] / [MQTT-3.2.2-5]. */
 function refuse(conn: Connection, reasonCode: number, v3Code: number, reasonString?: string): void {
+  connectRefused(conn, reasonCode, reasonString);
   if (conn.version === 5) {
     conn.send({
       type: 'connack', sessionPresent: false, reasonCode,
@@ -164,9 +176,18 @@ function establish(core: BrokerCore, conn: Connection, packet: ConnectPacket): v
   }
   const wasPersistent = session.persistent;
   session.expiryInterval = expiry;
-  if (!session.persistent && wasPersistent) core.store.deleteSession(clientId);
+  if (!session.persistent && wasPersistent) {
+    core.store.deleteSession(clientId);
+    // The store no longer holds this session's queue (nor the message references it took): its entries
+    // are memory-only from now on. Left marked persisted, a shared-subscription hand-over would re-enqueue
+    // their messages under store ids that are gone (enqueue throws: unknown message id).
+    for (const entry of session.inflight.values()) entry.persisted = false;
+    for (let i = session.pendingHead; i < session.pending.length; i++) session.pending[i]!.persisted = false;
+  }
 
-  storeWill(conn, packet);
+  // From here the ACL knows this connection as its user name and client id (docs/security.md).
+  core.acl?.bind(conn, session, { username: packet.username, clientId });
+  storeWill(core, conn, packet);
 
   core.attach(conn, session);
   if (session.persistent) core.saveSession(session);
@@ -204,9 +225,12 @@ function takeOver(core: BrokerCore, clientId: string): void {
   core.detach(existing);
 }
 
-function storeWill(conn: Connection, packet: ConnectPacket): void {
+function storeWill(core: BrokerCore, conn: Connection, packet: ConnectPacket): void {
   const will = packet.will;
   if (will === undefined) return;
+  // A will on a topic the client may not write is discarded now, while its identity is certain; the
+  // connection is accepted (docs/security.md).
+  if (core.acl !== undefined && !core.acl.allowWill(conn, will.topic)) return;
   // Kept as received; publishWill() turns the expiry interval into a deadline when the will is sent.
   const { willDelayInterval, ...properties } = will.properties ?? {};
   conn.will = {

@@ -19,5 +19,6 @@ export function handleDisconnect(core: BrokerCore, conn: Connection, packet: Dis
   // Only reason 0x00 deletes the will [MQTT-3.14.4-3]; 0x04 and the error reasons (0x80 and up) leave it
   // to be published, as for any other close [MQTT-3.1.2-8].
   conn.normalDisconnect = (packet.reasonCode ?? 0) === 0x00;
+  conn.closeReason ??= { reason: 'DISCONNECT from the client', reasonCode: packet.reasonCode ?? 0 };
   conn.end();
 }

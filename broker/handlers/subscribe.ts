@@ -27,6 +27,12 @@ export function handleSubscribe(core: BrokerCore, conn: Connection, packet: Subs
       // [MQTT-3.8.3-4] No Local on a shared subscription is a protocol error.
       throw new ProtocolError(0x82, `no-local is not allowed on the shared subscription '${s.topic}'`);
     }
+    if (core.acl !== undefined && !core.acl.allowSubscribe(conn, s.topic)) {
+      // Not authorized: some topic the filter (for $share, its inner filter) can match is not readable
+      // (0x87 in v5, 0x80 in 3.1.1); an existing subscription with the same filter stays as it was.
+      reasonCodes.push(v5 ? 0x87 : 0x80);
+      continue;
+    }
     const rec: SubscriptionRecord = {
       clientId: session.clientId,
       filter: s.topic,

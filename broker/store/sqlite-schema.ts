@@ -32,6 +32,7 @@ CREATE TABLE messages (
   properties   TEXT,
   expires_at   INTEGER,
   publisher_id TEXT,
+  -- Unused since reference counts are derived from queue and retained (kept so existing files open).
   refs         INTEGER NOT NULL DEFAULT 0
 );
 

@@ -6,6 +6,7 @@ import mqtt, { type IConnackPacket } from 'mqtt';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { closeAllClients, collect, connectClient, withTimeout } from '../helpers/broker.js';
 import { killAllCli, requireBuilt, spawnCli } from '../helpers/cli-process.js';
+import { LEVEL, splitStderr } from '../helpers/log-lines.js';
 
 const LISTENING = /^mqtt-sim broker listening on (127\.0\.0\.1):(\d+)$/;
 const STACK_FRAME = /\n\s+at /;
@@ -50,7 +51,15 @@ describe('mqtt-sim broker (built CLI as a child process)', () => {
     expect(await cli.waitForExit(10_000)).toBe(0);
     expect(await withTimeout(told, 5000, 'the subscriber never received DISCONNECT')).toBe(0x8b);
     expect(cli.stdout()).toBe(`mqtt-sim broker listening on ${host}:${port}\n`);
-    expect(cli.stderr()).toBe(`mqtt-sim broker: ${signal} received, closing connections\n`);
+    // stderr: the signal line, and between it JSON log records (info by default), none of them a problem.
+    const { plain, records } = splitStderr(cli.stderr());
+    expect(plain).toEqual([`mqtt-sim broker: ${signal} received, closing connections`]);
+    expect(records.filter((r) => r.level >= LEVEL.warn)).toEqual([]);
+    const events = records.map((r) => r.event);
+    expect(events[0]).toBe('broker.listening');
+    expect(records.find((r) => r.event === 'client.connected' && r.clientId === 'e2e-sub')).toMatchObject({ protocol: '5.0', address: '127.0.0.1' });
+    expect(events.slice(-1)).toEqual(['broker.closed']);
+    expect(records.find((r) => r.event === 'client.disconnected' && r.clientId === 'e2e-sub')).toMatchObject({ reasonCode: '0x8b' });
   });
 
   it('options from --config reach the broker, and flags override the file', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  ConfigError, configDefaults, configKeys, configTable, defaultStorage, flagName, loadBrokerConfig, parseConfigYaml,
+  ConfigError, configDefaults, configKeys, configTable, defaultStorage, describeDefault, flagName, loadBrokerConfig, parseConfigYaml,
   validateConfigValues, type ConfigProblem,
 } from '../../../broker/config.js';
 import { defaultBrokerOptions } from '../../../broker/options.js';
@@ -251,5 +251,25 @@ describe('loading: file and flags merged', () => {
     const err = configError(() => loadBrokerConfig({ file: url.pathname }));
     expect(err.problems[0]!.where).toMatch(/package\.json:2$/);
     expect(err.problems[0]!.message).toMatch(/^unknown option/);
+  });
+});
+
+describe('authentication options', () => {
+  it('passwordFile, aclFile and allowAnonymous are read from the file and have no default value', () => {
+    expect(parseConfigYaml('passwordFile: /etc/mqtt-sim/users.pw\naclFile: acl.conf\nallowAnonymous: true\n', 'broker.yaml')).toEqual({
+      passwordFile: '/etc/mqtt-sim/users.pw', aclFile: 'acl.conf', allowAnonymous: true,
+    });
+    expect('passwordFile' in configDefaults).toBe(false);
+    expect(describeDefault('passwordFile')).toBe('none');
+    expect(describeDefault('allowAnonymous')).toBe('true without --password-file, false with it');
+    expect(describeDefault('maxInflight')).toBe(String(configDefaults.maxInflight));
+  });
+
+  it('their error messages say what is expected', () => {
+    expect(fileMessages('passwordFile: ""\naclFile: 3\nallowAnonymous: "no"\n')).toEqual([
+      'broker.yaml:1: passwordFile: expected a file path, got ""',
+      'broker.yaml:2: aclFile: expected a file path, got 3',
+      'broker.yaml:3: allowAnonymous: expected true or false, got "no"',
+    ]);
   });
 });

@@ -2,7 +2,7 @@ import net from 'node:net';
 import yargs from 'yargs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createBroker, type Broker } from '../../../broker/broker.js';
-import { configDefaults, configKeys, configTable, flagName, type ConfigValues } from '../../../broker/config.js';
+import { configDefaults, configKeys, configTable, describeDefault, flagName, type ConfigValues } from '../../../broker/config.js';
 import { runCli } from '../../../cli/app.js';
 import {
   brokerCommandBuilder, configFromArgs, formatAddress, listenErrorMessage, serveBroker, type BrokerCommandArgs,
@@ -135,7 +135,7 @@ describe('mqtt-sim broker through runCli', () => {
     expect(r.stdout).toContain('--config');
     for (const key of configKeys) {
       expect(r.stdout, key).toContain(`--${flagName(key)}`);
-      expect(r.stdout, key).toContain(`[default: ${String(configDefaults[key])}]`);
+      expect(r.stdout, key).toContain(`[default: ${describeDefault(key)}]`);
     }
   });
 

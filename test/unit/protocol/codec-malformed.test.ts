@@ -611,8 +611,8 @@ const cases: MalformedCase[] = [
     `,
   },
   {
-    name: 'property not allowed in CONNECT (topicAlias 0x23) → 0x82',
-    version: 5, reasonCode: 0x82, why: /topicAlias \(0x23\) is not allowed in CONNECT/,
+    name: 'property not allowed in CONNECT (topicAlias 0x23) → 0x81 (5.0 section 2.2.2.2)',
+    version: 5, reasonCode: 0x81, why: /topicAlias \(0x23\) is not allowed in CONNECT/,
     bytes: hex`
       10                   // CONNECT
       11                   // remaining length 17
@@ -823,8 +823,8 @@ const cases: MalformedCase[] = [
     `,
   },
   {
-    name: 'property not allowed in PUBLISH (sessionExpiryInterval 0x11) → 0x82',
-    version: 5, reasonCode: 0x82, why: /sessionExpiryInterval \(0x11\) is not allowed in PUBLISH/,
+    name: 'property not allowed in PUBLISH (sessionExpiryInterval 0x11) → 0x81 (5.0 section 2.2.2.2)',
+    version: 5, reasonCode: 0x81, why: /sessionExpiryInterval \(0x11\) is not allowed in PUBLISH/,
     bytes: hex`
       30             // PUBLISH QoS 0
       09             // remaining length 9
@@ -834,8 +834,8 @@ const cases: MalformedCase[] = [
     `,
   },
   {
-    name: 'property not allowed in PUBACK (contentType 0x03) → 0x82',
-    version: 5, reasonCode: 0x82, why: /contentType \(0x3\) is not allowed in PUBACK/,
+    name: 'property not allowed in PUBACK (contentType 0x03) → 0x81 (5.0 section 2.2.2.2)',
+    version: 5, reasonCode: 0x81, why: /contentType \(0x3\) is not allowed in PUBACK/,
     bytes: hex`
       40       // PUBACK
       08       // remaining length 8
