@@ -55,6 +55,18 @@ export function renderBrokerOptionsMarkdown(): string {
   ].join('\n');
 }
 
+/**
+ * The compact option table README.md carries between its `broker-options` markers: every option with
+ * its flag and default; docs/broker-options.md has the full table with accepted values and meanings.
+ */
+export function renderReadmeOptionsTable(): string {
+  const rows = configKeys.map((key) => {
+    const shownDefault = configDefaults[key] === undefined ? cell(describeDefault(key)) : `\`${String(configDefaults[key])}\``;
+    return `| \`${key}\` | \`--${flagName(key)}\` | ${shownDefault} | ${cell(configTable[key].doc)} |`;
+  });
+  return ['| YAML key | Flag | Default | Meaning |', '| --- | --- | --- | --- |', ...rows].join('\n');
+}
+
 /** The listeners section: the listener flags, the fields of a `listeners` entry and an example. */
 function renderListenersSection(): string[] {
   const shortcutRows = listenerShortcutKeys.map((key) => {

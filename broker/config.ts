@@ -110,7 +110,7 @@ export const configTable: { readonly [K in ConfigKey]: SpecFor<Exclude<ConfigVal
   receiveMaximum: { type: 'integer', min: 1, max: 65535, doc: 'MQTT 5 Receive Maximum announced to clients: QoS 1/2 publishes a client may have unacknowledged.' },
   maxInflight: { type: 'integer', min: 1, max: 65535, doc: 'Upper bound on unacknowledged QoS 1/2 deliveries to any one client (also bounded by its Receive Maximum).' },
   topicAliasMaximum: { type: 'integer', min: 0, max: 65535, doc: 'MQTT 5 Topic Alias Maximum announced to clients; 0 disables inbound aliases.' },
-  maxKeepalive: { type: 'integer', min: 0, max: 65535, doc: 'Keepalive ceiling in seconds; a client asking for more (or for 0) is told Server Keep Alive in v5. 0 = no ceiling.' },
+  maxKeepalive: { type: 'integer', min: 0, max: 65535, doc: 'Keepalive ceiling in seconds for MQTT 5 clients: one asking for more (or for 0) is told Server Keep Alive; 3.x clients cannot be told and keep their own. 0 = no ceiling.' },
   connectTimeout: { type: 'seconds', min: 0, max: MAX_TIMER_SECONDS, doc: 'Seconds a new connection may take to send CONNECT; 0 waits forever.' },
   maxQueuedMessages: { type: 'integer', min: 0, doc: 'Messages queued per session (offline or over its inflight window) before the drop policy applies.' },
   maxQueuedBytes: { type: 'integer', min: 0, doc: 'Payload bytes queued per session before the drop policy applies.' },
