@@ -215,23 +215,27 @@ export class Connection {
   startKeepalive(seconds: number): void {
     this.keepalive = seconds;
     if (seconds <= 0) return;
-    const limit = seconds * 1500;
-    const check = (): void => {
-      if (this.state !== 'connected') return;
-      // A publisher paused by flow control is not read, so its silence is ours, not its own.
-      if (this.blockedBy !== undefined) this.lastActivity = this.core.now();
-      const idle = this.core.now() - this.lastActivity;
-      if (idle >= limit) {
-        this.core.metrics.keepaliveTimeouts++;
-        this.core.disconnect(this, 0x8d, 'keep alive timeout');
-        return;
-      }
-      this.keepaliveTimer = setTimeout(check, limit - idle);
-      this.keepaliveTimer.unref?.();
-    };
-    this.keepaliveTimer = setTimeout(check, limit);
+    // One module-level callback with the connection as its argument: no closure per connection.
+    this.keepaliveTimer = setTimeout(checkKeepalive, seconds * 1500, this);
     this.keepaliveTimer.unref?.();
   }
+
+  /** @internal Called by the keepalive timer. */
+  checkKeepalive(): void {
+    if (this.state !== 'connected') return;
+    const limit = this.keepalive * 1500;
+    // A publisher paused by flow control is not read, so its silence is ours, not its own.
+    if (this.blockedBy !== undefined) this.lastActivity = this.core.now();
+    const idle = this.core.now() - this.lastActivity;
+    if (idle >= limit) {
+      this.core.metrics.keepaliveTimeouts++;
+      this.core.disconnect(this, 0x8d, 'keep alive timeout');
+      return;
+    }
+    this.keepaliveTimer = setTimeout(checkKeepalive, limit - idle, this);
+    this.keepaliveTimer.unref?.();
+  }
+
 
   /** Flushes what is buffered and closes the socket. */
   end(): void {
@@ -289,6 +293,10 @@ function onStreamEnd(this: Duplex): void {
 }
 function onStreamDrain(this: Duplex): void {
   (this as ConnectionStream)[kConnection].onDrain();
+}
+
+function checkKeepalive(conn: Connection): void {
+  conn.checkKeepalive();
 }
 
 function flushOutbox(conn: Connection): void {

@@ -667,7 +667,7 @@ export class BrokerCore {
     }
     entry.packetId = session.allocatePacketId();
     entry.state = 'sent';
-    session.inflight.set(entry.packetId, entry);
+    session.inflightMap().set(entry.packetId, entry);
     if (entry.persisted) {
       if (stored) this.store.updateQueueEntry(session.clientId, entry.seq, { state: 'sent', packetId: entry.packetId });
       else this.persistEntry(session, entry);
@@ -855,7 +855,7 @@ export class BrokerCore {
           state: entry.state, persisted: true,
         };
         if (entry.subscriptionIds !== undefined) out.subscriptionIds = entry.subscriptionIds;
-        if (entry.state !== 'queued' && entry.packetId !== undefined) session.inflight.set(entry.packetId, out);
+        if (entry.state !== 'queued' && entry.packetId !== undefined) session.inflightMap().set(entry.packetId, out);
         else session.pushPending(out);
         if (entry.seq >= session.nextSeq) session.nextSeq = entry.seq + 1;
       }
@@ -865,7 +865,7 @@ export class BrokerCore {
     for (const sub of store.loadSubscriptions()) {
       const session = this.sessions.get(sub.clientId);
       if (session === undefined) continue;
-      session.subscriptions.set(sub.filter, sub);
+      session.subscriptionMap().set(sub.filter, sub);
       this.addToTrie(session, sub);
     }
     for (const session of this.sessions.values()) if (session.pendingWill !== undefined) this.armWillTimer(session);

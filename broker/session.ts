@@ -22,6 +22,15 @@ export interface OutEntry {
   persisted: boolean;
 }
 
+/** An empty map shared by many sessions: reading is fine, adding to it is a bug and throws. */
+class SharedEmptyMap<K, V> extends Map<K, V> {
+  override set(): this {
+    throw new Error('internal: write to a shared empty session map (use inflightMap()/subscriptionMap())');
+  }
+}
+const NO_INFLIGHT: Map<number, OutEntry> = new SharedEmptyMap();
+const NO_SUBSCRIPTIONS: Map<string, SubscriptionRecord> = new SharedEmptyMap();
+
 export class Session {
   readonly clientId: string;
   protocolVersion: ProtocolVersion;
@@ -33,9 +42,11 @@ export class Session {
   pendingWill: WillRecord | undefined;
   willTimer: NodeJS.Timeout | undefined;
 
-  readonly subscriptions = new Map<string, SubscriptionRecord>();
+  /** Shared empty map until the first subscription (most idle sessions of a large fleet have few). */
+  subscriptions: Map<string, SubscriptionRecord> = NO_SUBSCRIPTIONS;
   /** QoS 1/2 deliveries sent and not yet completed, by packet id, in send order. */
-  readonly inflight = new Map<number, OutEntry>();
+  /** Shared empty map until the first QoS 1/2 delivery; write through inflightMap(). */
+  inflight: Map<number, OutEntry> = NO_INFLIGHT;
   /** Deliveries waiting for a window or for the client to come back, in order. */
   pending: OutEntry[] = [];
   pendingHead = 0;
@@ -60,6 +71,18 @@ export class Session {
   constructor(clientId: string, protocolVersion: ProtocolVersion) {
     this.clientId = clientId;
     this.protocolVersion = protocolVersion;
+  }
+
+  /** The session's own inflight map, created on first use. */
+  inflightMap(): Map<number, OutEntry> {
+    if (this.inflight === NO_INFLIGHT) this.inflight = new Map();
+    return this.inflight;
+  }
+
+  /** The session's own subscription map, created on first use. */
+  subscriptionMap(): Map<string, SubscriptionRecord> {
+    if (this.subscriptions === NO_SUBSCRIPTIONS) this.subscriptions = new Map();
+    return this.subscriptions;
   }
 
   get persistent(): boolean {

@@ -44,7 +44,7 @@ export function handleSubscribe(core: BrokerCore, conn: Connection, packet: Subs
     };
     const existed = session.subscriptions.has(s.topic);
     // [MQTT-3.8.4-3] a subscription with the same filter replaces the existing one.
-    session.subscriptions.set(s.topic, rec);
+    session.subscriptionMap().set(s.topic, rec);
     core.addToTrie(session, rec);
     if (session.persistent) core.store.saveSubscription(rec);
     reasonCodes.push(s.qos);
