@@ -9,7 +9,6 @@ import { ProtocolError } from '../protocol/errors.js';
 import type { Packet, ProtocolVersion } from '../protocol/packets.js';
 import { PacketParser } from '../protocol/parser.js';
 import type { BrokerCore } from './core.js';
-import { connectTimedOut } from './limits.js';
 import type { CloseReason } from './log.js';
 import type { Session } from './session.js';
 import type { WillRecord } from './store/types.js';
@@ -53,8 +52,8 @@ export class Connection {
 
   keepalive = 0;
   lastActivity = 0;
-  private keepaliveTimer: NodeJS.Timeout | undefined;
-  private connectTimer: NodeJS.Timeout | undefined;
+  /** When the connection was accepted (broker clock): the connect timeout counts from here. */
+  readonly openedAt: number;
   private slowTimer: NodeJS.Timeout | undefined;
   private readonly outbox: Buffer[] = [];
   private outboxBytes = 0;
@@ -77,6 +76,7 @@ export class Connection {
     this.remoteAddress = remoteAddress;
     this.parser = new PacketParser({ maxPacketSize: core.options.maxPacketSize });
     this.lastActivity = core.now();
+    this.openedAt = this.lastActivity;
     // Module-level listeners that find the connection on the stream: no closures per connection.
     (stream as ConnectionStream)[kConnection] = this;
     stream.on('data', onStreamData);
@@ -85,13 +85,6 @@ export class Connection {
     // The client half-closed: flush what is queued for it, then close our side.
     stream.on('end', onStreamEnd);
     stream.on('drain', onStreamDrain);
-    if (core.options.connectTimeout > 0) {
-      // [MQTT-3.1.4-?] a connection that never sends CONNECT is closed after a bounded time.
-      this.connectTimer = setTimeout(() => {
-        if (this.state === 'awaiting-connect') connectTimedOut(this.core, this);
-      }, core.options.connectTimeout * 1000);
-      this.connectTimer.unref?.();
-    }
   }
 
   /** True once the connection is closing or closed (a method, so type narrowing does not stale it). */
@@ -104,10 +97,6 @@ export class Connection {
       throw new Error(`connection ${this.clientId || '(no id)'}: illegal transition ${this.state} → ${next}`);
     }
     this.state = next;
-    if (next !== 'awaiting-connect' && this.connectTimer !== undefined) {
-      clearTimeout(this.connectTimer);
-      this.connectTimer = undefined;
-    }
   }
 
   /** @internal */
@@ -213,29 +202,20 @@ export class Connection {
 
   /** Keepalive: the server closes a connection silent for 1.5 × keepalive [MQTT-3.1.2-24]. */
   startKeepalive(seconds: number): void {
+    // Checked by the broker's connection sweep (BrokerCore.sweepConnections): no timer per connection.
     this.keepalive = seconds;
-    if (seconds <= 0) return;
-    // One module-level callback with the connection as its argument: no closure per connection.
-    this.keepaliveTimer = setTimeout(checkKeepalive, seconds * 1500, this);
-    this.keepaliveTimer.unref?.();
   }
 
-  /** @internal Called by the keepalive timer. */
-  checkKeepalive(): void {
-    if (this.state !== 'connected') return;
+  /** @internal Called by the connection sweep for connected clients with a keepalive. */
+  checkKeepalive(now: number): void {
     const limit = this.keepalive * 1500;
     // A publisher paused by flow control is not read, so its silence is ours, not its own.
-    if (this.blockedBy !== undefined) this.lastActivity = this.core.now();
-    const idle = this.core.now() - this.lastActivity;
-    if (idle >= limit) {
+    if (this.blockedBy !== undefined) this.lastActivity = now;
+    if (now - this.lastActivity >= limit) {
       this.core.metrics.keepaliveTimeouts++;
       this.core.disconnect(this, 0x8d, 'keep alive timeout');
-      return;
     }
-    this.keepaliveTimer = setTimeout(checkKeepalive, limit - idle, this);
-    this.keepaliveTimer.unref?.();
   }
-
 
   /** Flushes what is buffered and closes the socket. */
   end(): void {
@@ -264,8 +244,6 @@ export class Connection {
     if (this.state === 'closed') return;
     const wasConnected = this.state === 'connected' || this.state === 'closing';
     this.state = 'closed';
-    clearTimeout(this.keepaliveTimer);
-    clearTimeout(this.connectTimer);
     clearTimeout(this.slowTimer);
     if (!this.stream.destroyed) this.stream.destroy();
     this.core.onConnectionClosed(this, wasConnected);
@@ -293,10 +271,6 @@ function onStreamEnd(this: Duplex): void {
 }
 function onStreamDrain(this: Duplex): void {
   (this as ConnectionStream)[kConnection].onDrain();
-}
-
-function checkKeepalive(conn: Connection): void {
-  conn.checkKeepalive();
 }
 
 function flushOutbox(conn: Connection): void {

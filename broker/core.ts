@@ -20,6 +20,7 @@ import { fromStoredMessage, toStoredMessage, wireKey, type Message } from './mes
 import { createMetrics, type BrokerMetrics } from './metrics.js';
 import { brokerLogger, connectionFields, hex, LimitLog, logClientConnected, logConnectionClosed, type Logger } from './log.js';
 import type { BrokerOptions } from './options.js';
+import { connectTimedOut } from './limits.js';
 import { SubscriptionTrie } from './router/subscription-trie.js';
 import type { AclGuard } from './auth/acl-guard.js';
 import { Session, type OutEntry } from './session.js';
@@ -43,6 +44,7 @@ export interface BrokerEvents {
 }
 
 const NEVER = 0xffffffff;
+const CONNECTION_SWEEP_MS = 250;
 
 export class BrokerCore {
   readonly options: BrokerOptions;
@@ -71,6 +73,25 @@ export class BrokerCore {
   private readonly routedRap: boolean[] = [];
   private routing: Message | undefined;
   private expiryTimer: NodeJS.Timeout | undefined;
+  private connectionTimer: NodeJS.Timeout | undefined;
+
+  /**
+   * Connect timeouts and keepalives for every connection in one periodic sweep instead of a timer per
+   * connection (a timer costs memory on each of a large fleet's idle connections). A connection is
+   * closed at its deadline or up to one sweep interval later, never earlier.
+   */
+  private sweepConnections(): void {
+    const now = this.now();
+    const connectTimeoutMs = this.options.connectTimeout * 1000;
+    for (const conn of this.connections) {
+      if (conn.state === 'awaiting-connect') {
+        // [MQTT-3.1.4-?] a connection that never sends CONNECT is closed after a bounded time (slowloris).
+        if (connectTimeoutMs > 0 && now - conn.openedAt >= connectTimeoutMs) connectTimedOut(this, conn);
+      } else if (conn.state === 'connected' && conn.keepalive > 0) {
+        conn.checkKeepalive(now);
+      }
+    }
+  }
 
   constructor(options: BrokerOptions, store: Store) {
     this.options = options;
@@ -81,6 +102,8 @@ export class BrokerCore {
     this.recover();
     this.expiryTimer = setInterval(() => this.sweepExpiredSessions(), 1000);
     this.expiryTimer.unref?.();
+    this.connectionTimer = setInterval(() => this.sweepConnections(), CONNECTION_SWEEP_MS);
+    this.connectionTimer.unref?.();
   }
 
   now(): number {
@@ -877,6 +900,7 @@ export class BrokerCore {
   close(): void {
     this.closing = true;
     clearInterval(this.expiryTimer);
+    clearInterval(this.connectionTimer);
     for (const session of this.sessions.values()) if (session.willTimer !== undefined) clearTimeout(session.willTimer);
   }
 }

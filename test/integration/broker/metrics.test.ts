@@ -58,6 +58,15 @@ const publish = (topic: string, qos: 0 | 1 | 2, extra: { retain?: boolean; packe
   ...(extra.packetId !== undefined ? { packetId: extra.packetId } : {}),
 });
 
+/** Polls (bounded) until the condition holds. */
+async function until(condition: () => boolean, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition never held');
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
 describe('GET /metrics', () => {
   it('serves the Prometheus text format with every broker metric, typed; other paths and methods are refused', async () => {
     const t = await start();
@@ -180,8 +189,11 @@ describe('GET /metrics', () => {
   it('limit hits: rejected connections by reason, connect timeouts, rate-limited clients', async () => {
     const clock = { t: 5_000_000 };
     const t = await start({ maxConnections: 1, connectTimeout: 0.2, publishRateLimit: 1, clock: { now: () => clock.t } });
-    // The one slot: a connection that never sends CONNECT, closed by the connect timeout.
+    // The one slot: a connection that never sends CONNECT, closed by the connect timeout once the
+    // broker's (injected) clock passes it.
     const idle = await openRawClient(t.port);
+    await until(() => t.broker.core.connections.size === 1);
+    clock.t += 1_000;
     await idle.waitClosed();
     // The slot again: a client that publishes faster than 1/s (clock frozen), disconnected with 0x96 ...
     const left = disconnected(t.broker, 'fast');
