@@ -602,8 +602,11 @@ export class BrokerCore {
   private armBackpressureTimeout(session: Session): void {
     const seconds = this.options.slowConsumerTimeout;
     if (seconds <= 0) return;
+    // The episode is identified by its start: a timer from an earlier episode must not end a later one,
+    // and the check must not compare clocks (a timer may fire a millisecond before Date.now() agrees).
+    const since = session.blockedSince;
     const timer = setTimeout(() => {
-      if (session.blockedPublishers !== undefined && session.blockedPublishers.size > 0 && this.now() - session.blockedSince >= seconds * 1000) {
+      if (session.blockedPublishers !== undefined && session.blockedPublishers.size > 0 && session.blockedSince === since) {
         this.releasePublishers(session);
       }
     }, seconds * 1000);
