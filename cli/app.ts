@@ -10,7 +10,7 @@ import { packageVersion } from './version.js';
 
 export type { CliIo } from './context.js';
 
-export function buildCli(argv: string[], io: CliIo): Argv {
+export function buildCli(argv: string[]): Argv {
   let cli = yargs(argv)
     .scriptName('mqtt-sim')
     .usage('$0 <command> [options]\n\nMQTT reference broker and device simulator: load, network faults, broker chaos and a delivery-guarantee checker in one run.')
@@ -43,7 +43,7 @@ function commandName(c: CommandModule<object, any>): string {
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
   let output = '';
   try {
-    const cli = buildCli(argv, io);
+    const cli = buildCli(argv);
     const context: CommandContext = { io };
     const parsed = await cli.parseAsync(argv, context, (err, _argv, out) => {
       if (err === null || err === undefined) output = out;

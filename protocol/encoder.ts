@@ -62,12 +62,6 @@ function checkReasonCode(code: number, allowed: ReadonlySet<number>, what: strin
   if (!allowed.has(code)) invalid(`${what} 0x${code.toString(16).padStart(2, '0')} is not defined for this packet`);
 }
 
-/** Length of the property block including its own length prefix. */
-function propertyBlock(props: Properties | undefined, context: PropertyContext): number {
-  const n = propertiesLength(props, context);
-  return n;
-}
-
 export function encodePacket(packet: Packet, version: ProtocolVersion): Buffer {
   switch (packet.type) {
     case 'connect': return encodeConnect(packet);
@@ -103,7 +97,7 @@ export function encodeConnect(p: ConnectPacket): Buffer {
   let length = 2 + protocolName.length + 1 + 1 + 2;
   let propsLength = 0;
   if (version === 5) {
-    propsLength = propertyBlock(p.properties, 'connect');
+    propsLength = propertiesLength(p.properties, 'connect');
     length += varintLength(propsLength) + propsLength;
   }
   length += stringLength('client identifier', p.clientId);
@@ -115,7 +109,7 @@ export function encodeConnect(p: ConnectPacket): Buffer {
       invalid(`will topic '${will.topic}' is not a valid topic name`);
     }
     if (version === 5) {
-      willPropsLength = propertyBlock(will.properties, 'will');
+      willPropsLength = propertiesLength(will.properties, 'will');
       length += varintLength(willPropsLength) + willPropsLength;
     }
     length += stringLength('will topic', will.topic) + binaryLength('will payload', will.payload);
@@ -151,7 +145,7 @@ export function encodeConnack(p: ConnackPacket, version: ProtocolVersion): Buffe
     if (p.reasonCode > 5) invalid(`MQTT 3.1.1 CONNACK return codes are 0-5, got ${p.reasonCode}`);
     return Buffer.from([0x20, 0x02, p.sessionPresent ? 1 : 0, p.reasonCode]);
   }
-  const propsLength = propertyBlock(p.properties, 'connack');
+  const propsLength = propertiesLength(p.properties, 'connack');
   const { buf, pos: start } = allocPacket(0x20, 2 + varintLength(propsLength) + propsLength);
   buf[start] = p.sessionPresent ? 1 : 0;
   buf[start + 1] = p.reasonCode;
@@ -207,7 +201,7 @@ function publishHeader(p: PublishPacket, version: ProtocolVersion, room: number)
   }
   let propsLength = 0;
   if (version === 5) {
-    propsLength = propertyBlock(p.properties, 'publish');
+    propsLength = propertiesLength(p.properties, 'publish');
     variable += varintLength(propsLength) + propsLength;
   }
   const remaining = variable + p.payload.length;
@@ -232,7 +226,7 @@ function encodeAck(
   if (version !== 5 || (code === 0 && props === undefined)) {
     return Buffer.from([firstByte, 0x02, packetId >> 8, packetId & 0xff]);
   }
-  const propsLength = propertyBlock(props, context);
+  const propsLength = propertiesLength(props, context);
   if (propsLength === 0) return Buffer.from([firstByte, 0x03, packetId >> 8, packetId & 0xff, code]);
   const { buf, pos } = allocPacket(firstByte, 3 + varintLength(propsLength) + propsLength);
   writeU16(buf, pos, packetId);
@@ -247,7 +241,7 @@ export function encodeSubscribe(p: SubscribePacket, version: ProtocolVersion): B
   let length = 2;
   let propsLength = 0;
   if (version === 5) {
-    propsLength = propertyBlock(p.properties, 'subscribe');
+    propsLength = propertiesLength(p.properties, 'subscribe');
     length += varintLength(propsLength) + propsLength;
   }
   for (const s of p.subscriptions) {
@@ -281,7 +275,7 @@ export function encodeSuback(p: SubackPacket, version: ProtocolVersion): Buffer 
   let length = 2 + p.reasonCodes.length;
   let propsLength = 0;
   if (version === 5) {
-    propsLength = propertyBlock(p.properties, 'suback');
+    propsLength = propertiesLength(p.properties, 'suback');
     length += varintLength(propsLength) + propsLength;
   }
   const { buf, pos: start } = allocPacket(0x90, length);
@@ -297,7 +291,7 @@ export function encodeUnsubscribe(p: UnsubscribePacket, version: ProtocolVersion
   let length = 2;
   let propsLength = 0;
   if (version === 5) {
-    propsLength = propertyBlock(p.properties, 'unsubscribe');
+    propsLength = propertiesLength(p.properties, 'unsubscribe');
     length += varintLength(propsLength) + propsLength;
   }
   for (const t of p.topics) length += stringLength('topic filter', t);
@@ -314,7 +308,7 @@ export function encodeUnsuback(p: UnsubackPacket, version: ProtocolVersion): Buf
   const codes = p.reasonCodes ?? [];
   if (codes.length === 0) invalid('an MQTT 5 UNSUBACK needs one reason code per topic filter');
   for (const code of codes) checkReasonCode(code, allowedReasonCodes.unsuback, 'UNSUBACK reason code');
-  const propsLength = propertyBlock(p.properties, 'unsuback');
+  const propsLength = propertiesLength(p.properties, 'unsuback');
   const { buf, pos: start } = allocPacket(0xb0, 2 + varintLength(propsLength) + propsLength + codes.length);
   let pos = writeU16(buf, start, p.packetId);
   pos = writeProperties(buf, pos, p.properties, propsLength);
@@ -327,7 +321,7 @@ function encodeReasonOnly(firstByte: number, p: DisconnectPacket | AuthPacket, c
   const code = p.reasonCode ?? 0;
   if (version === 5) checkReasonCode(code, allowedReasonCodes[context as 'disconnect'], `${context.toUpperCase()} reason code`);
   if (version !== 5 || (code === 0 && p.properties === undefined)) return Buffer.from([firstByte, 0x00]);
-  const propsLength = propertyBlock(p.properties, context);
+  const propsLength = propertiesLength(p.properties, context);
   if (propsLength === 0) return Buffer.from([firstByte, 0x01, code]);
   const { buf, pos } = allocPacket(firstByte, 1 + varintLength(propsLength) + propsLength);
   buf[pos] = code;

@@ -109,13 +109,13 @@ export function readProperties(r: Reader, context: PropertyContext): Properties 
       if (id < 32) seenLo |= 1 << id;
       else seenHi |= 1 << (id - 32);
     }
-    readValue(r, spec, props, context);
+    readValue(r, spec, props);
   }
   r.end = outerEnd;
   return props;
 }
 
-function readValue(r: Reader, spec: PropertySpec, props: Properties, context: PropertyContext): void {
+function readValue(r: Reader, spec: PropertySpec, props: Properties): void {
   const target = props as Record<string, unknown>;
   switch (spec.type) {
     case 'boolByte': {
@@ -145,7 +145,6 @@ function readValue(r: Reader, spec: PropertySpec, props: Properties, context: Pr
       const list = props.subscriptionIdentifiers;
       if (list === undefined) props.subscriptionIdentifiers = [v];
       else list.push(v);
-      void context;
       return;
     }
     case 'string':

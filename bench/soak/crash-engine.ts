@@ -198,7 +198,6 @@ class LeanClient {
   readonly clientId: string;
   readonly version: ClientVersion;
   private socket: net.Socket | undefined;
-  private parser: PacketParser | undefined;
   /** CONNACK accepted and the socket still open. */
   connected = false;
   /** No socket, or the current one has closed. */
@@ -235,7 +234,6 @@ class LeanClient {
     const socket = net.connect({ host: '127.0.0.1', port, noDelay: true });
     const parser = new PacketParser({ protocolVersion: version });
     this.socket = socket;
-    this.parser = parser;
     this.closed = false;
     this.connected = false;
     this.connack = undefined;
