@@ -1,0 +1,92 @@
+/**
+ * run.json: the versioned result of one run. Reporters (plain, later dashboard/HTML/JUnit) and
+ * `compare` read only this shape. Bump runResultSchemaVersion on any incompatible change.
+ */
+import type { Scenario } from '../scenario/types.js';
+import type { DisconnectCause, FleetCounters } from '../metrics/types.js';
+
+export const runResultSchemaVersion = 1;
+
+/** Percentiles of one latency histogram, milliseconds. */
+export interface LatencySummary {
+  count: number;
+  min: number;
+  mean: number;
+  p50: number;
+  p90: number;
+  p95: number;
+  p99: number;
+  p999: number;
+  max: number;
+}
+
+/** One point per snapshot interval (about a second). Rates are per second over the interval. */
+export interface TimelinePoint {
+  atMs: number;
+  phase: 'prepare' | 'ramp-up' | 'steady' | 'ramp-down' | 'drain';
+  connected: number;
+  publishedPerSec: number;
+  deliveredPerSec: number;
+  /** Interval latencies, ms (null when nothing was delivered in the interval). */
+  e2eP50Ms: number | null;
+  e2eP99Ms: number | null;
+  fleets: Record<string, { connected: number; publishedPerSec: number; deliveredPerSec: number; reconnects: number; e2eP50Ms: number | null; e2eP99Ms: number | null }>;
+  generator: { loopDelayP99Ms: number; scheduleSlipP99Ms: number; cpu: number; saturated: boolean };
+  broker?: { cpu: number; rssBytes: number };
+}
+
+export interface LedgerSummary {
+  streams: number;
+  published: [number, number, number];
+  acknowledged: [number, number, number];
+  /** Distinct (subscriber, stream, seq) deliveries. */
+  received: [number, number, number];
+  duplicates: [number, number, number];
+  reordered: [number, number, number];
+}
+
+export interface AssertionResult {
+  source: string;
+  metric: string;
+  /** null when the metric is unknown or had no data. */
+  actual: number | null;
+  passed: boolean;
+  message: string;
+}
+
+export interface RunResult {
+  schemaVersion: number;
+  tool: { name: 'mqtt-sim'; version: string };
+  scenario: Scenario;
+  environment: {
+    node: string;
+    platform: string;
+    arch: string;
+    cpus: number;
+    cpuModel: string;
+    totalMemoryBytes: number;
+    hostname: string;
+    workers: number;
+    fileLimit: number | null;
+  };
+  target: { embedded: boolean; urls: string[]; protocolVersion: 4 | 5 };
+  startedAt: string;
+  finishedAt: string;
+  /** How the run ended. */
+  outcome: 'completed' | 'aborted' | 'unreachable' | 'error';
+  /** Total (all fleets) and per fleet, cumulative at the end. */
+  totals: FleetCounters;
+  fleets: Record<string, FleetCounters>;
+  latency: Record<string, LatencySummary>;
+  /** hdr-histogram-js compressed base64 of each histogram, so later tools can re-merge or re-plot. */
+  histograms: Record<string, string>;
+  timeline: TimelinePoint[];
+  ledger: LedgerSummary;
+  generator: { saturated: boolean; reasons: string[]; loopDelayMaxMs: number; scheduleSlipP99Ms: number };
+  broker?: { embedded: true; pid: number; cpuSeconds: number; peakRssBytes: number; version: string };
+  assertions: AssertionResult[];
+  /** 'pass' when every assertion passed and the run completed. */
+  verdict: 'pass' | 'fail';
+  errors: string[];
+  disconnectCauses: Record<DisconnectCause, number>;
+}

@@ -1,0 +1,73 @@
+/**
+ * Everything that crosses between the orchestrator (main thread) and a shard (piscina worker, or a
+ * separate process later) — one discriminated union per direction, declared here and nowhere else.
+ */
+import type { Scenario } from '../scenario/types.js';
+import type { EncodedHistograms, FleetCounters, GeneratorHealth } from '../metrics/types.js';
+import type { SerializedLedgers } from '../verify/ledger.js';
+
+/** One device as the orchestrator assigns it to a shard. */
+export interface DeviceAssignment {
+  fleet: number;          // index into scenario.fleets
+  index: number;          // index within the fleet
+  clientId: string;
+  url: string;            // broker URL this device connects to
+  localAddress?: string;
+  /** First stream id of this device; it owns streamCount consecutive ids. */
+  streamBase: number;
+  streamCount: number;
+  /** Offset from the start of ramp-up at which the device connects, ms. */
+  connectAtMs: number;
+  /** Offset from the start of the timeline at which the device stops publishing and disconnects, ms (ramp-down). */
+  stopAtMs: number;
+}
+
+/** The task piscina runs: one long-lived shard. The port is transferred with it. */
+export interface ShardTask {
+  shard: number;
+  shardCount: number;
+  scenario: Scenario;
+  devices: DeviceAssignment[];
+  /** Interval of snapshot messages, ms. */
+  snapshotIntervalMs: number;
+  port: MessagePort;
+}
+
+/** Orchestrator → shard. */
+export type ToShard =
+  /** Connect consumers first: every device of a consumer fleet connects and subscribes, then the shard answers `ready`. */
+  | { type: 'prepare' }
+  /** Start the timeline; `epochMs` is the wall-clock (Date.now()) of t=0 shared by all shards. */
+  | { type: 'start'; epochMs: number }
+  /** The timeline is over: stop publishing, wait for in-flight work up to drainMs, disconnect, return the result. */
+  | { type: 'stop' }
+  /** Abort at once (Ctrl-C, fatal error elsewhere): disconnect and return what was recorded. */
+  | { type: 'abort' };
+
+/** Shard → orchestrator. */
+export type FromShard =
+  | { type: 'ready'; shard: number; connected: number; failed: number; firstError?: string }
+  | { type: 'snapshot'; shard: number; snapshot: ShardSnapshot }
+  /** Something the user should know (a connect failure reason, a refused subscription), rate-limited by the shard. */
+  | { type: 'event'; shard: number; atMs: number; level: 'info' | 'warn' | 'error'; message: string };
+
+export interface ShardSnapshot {
+  /** Ms since t=0 (or since prepare, negative, before the start). */
+  atMs: number;
+  /** Cumulative counters per fleet name. */
+  fleets: Record<string, FleetCounters>;
+  /** Histograms of the interval since the previous snapshot only. */
+  interval: EncodedHistograms;
+  health: GeneratorHealth;
+}
+
+/** What the shard task resolves to. */
+export interface ShardResult {
+  shard: number;
+  fleets: Record<string, FleetCounters>;
+  /** Cumulative histograms over the whole run. */
+  histograms: EncodedHistograms;
+  ledgers: SerializedLedgers;
+  /** First errors worth showing (bounded). */
+  errors: string[];
+}
