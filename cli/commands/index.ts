@@ -1,9 +1,11 @@
 import type { CommandModule } from 'yargs';
 import { brokerCommand } from './broker.js';
 import { passwdCommand } from './passwd.js';
+import { runCommand } from './run.js';
+import { validateCommand } from './validate.js';
 
 /**
  * Every registered command. Only commands that work are listed here; later issues add
- * `broker`, `run`, `validate`, `report`, `compare`, `merge`, `capacity`, `proxy` and `passwd`.
+ * `report`, `compare`, `merge`, `capacity` and `proxy`.
  */
-export const commands: CommandModule<object, any>[] = [brokerCommand, passwdCommand];
+export const commands: CommandModule<object, any>[] = [runCommand, validateCommand, brokerCommand, passwdCommand];

@@ -30,6 +30,8 @@ export interface LeanClientOptions {
   inflightWindow: number;
   /** v5 Receive Maximum we advertise. */
   receiveMaximum: number;
+  /** v5 Topic Alias Maximum we advertise (inbound aliases the broker may use). Optional; default 0: none. */
+  topicAliasMaximum?: number;
   /** QoS 1/2 messages waiting for window space or a connection; beyond this publish() refuses. */
   maxQueued: number;
   tls?: ConnectionOptions;
@@ -52,7 +54,10 @@ export interface LeanClientHandler<Ctx> {
   onConnect(ctx: Ctx, sessionPresent: boolean, connectMs: number, reconnect: boolean): void;
   /** A connection attempt or an established connection ended. willRetry: a reconnect is scheduled. */
   onDisconnect(ctx: Ctx, cause: DisconnectCause, detail: string, wasConnected: boolean, willRetry: boolean): void;
-  /** An application message arrived (after the QoS 2 handshake releases it, or at PUBLISH for QoS 0/1). */
+  /**
+   * An application message arrived, at PUBLISH time for every QoS; a QoS 2 packet id is delivered once
+   * until its PUBREL. `payload` may be a view of the socket chunk: copy it to keep it past the callback.
+   */
   onMessage(ctx: Ctx, topic: string, payload: Buffer, qos: QoS, retain: boolean, dup: boolean): void;
   /** A QoS 1/2 publish completed (PUBACK / PUBCOMP); reasonCode < 0x80 is success. token: as given to publish(). */
   onAck(ctx: Ctx, token: number, qos: 1 | 2, reasonCode: number): void;

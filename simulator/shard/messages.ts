@@ -2,6 +2,7 @@
  * Everything that crosses between the orchestrator (main thread) and a shard (piscina worker, or a
  * separate process later) — one discriminated union per direction, declared here and nowhere else.
  */
+import type { MessagePort } from 'node:worker_threads';
 import type { Scenario } from '../scenario/types.js';
 import type { EncodedHistograms, FleetCounters, GeneratorHealth } from '../metrics/types.js';
 import type { SerializedLedgers } from '../verify/ledger.js';
@@ -10,6 +11,8 @@ import type { SerializedLedgers } from '../verify/ledger.js';
 export interface DeviceAssignment {
   fleet: number;          // index into scenario.fleets
   index: number;          // index within the fleet
+  /** Global device number (fleet offset + index): the subscriber id in ledgers. */
+  device: number;
   clientId: string;
   url: string;            // broker URL this device connects to
   localAddress?: string;
@@ -39,8 +42,10 @@ export type ToShard =
   | { type: 'prepare' }
   /** Start the timeline; `epochMs` is the wall-clock (Date.now()) of t=0 shared by all shards. */
   | { type: 'start'; epochMs: number }
-  /** The timeline is over: stop publishing, wait for in-flight work up to drainMs, disconnect, return the result. */
+  /** The timeline is over: stop publishing and wait (up to drainMs) until this shard's own publishes are acknowledged; then answer `drained`. */
   | { type: 'stop' }
+  /** Everyone drained and deliveries went quiet: disconnect every device and resolve the task with the result. */
+  | { type: 'finish' }
   /** Abort at once (Ctrl-C, fatal error elsewhere): disconnect and return what was recorded. */
   | { type: 'abort' };
 
@@ -48,6 +53,8 @@ export type ToShard =
 export type FromShard =
   | { type: 'ready'; shard: number; connected: number; failed: number; firstError?: string }
   | { type: 'snapshot'; shard: number; snapshot: ShardSnapshot }
+  /** After `stop`: outstanding = QoS 1/2 publishes still unacknowledged when the shard gave up waiting (0 = fully drained). */
+  | { type: 'drained'; shard: number; outstanding: number }
   /** Something the user should know (a connect failure reason, a refused subscription), rate-limited by the shard. */
   | { type: 'event'; shard: number; atMs: number; level: 'info' | 'warn' | 'error'; message: string };
 

@@ -1,0 +1,108 @@
+/**
+ * `mqtt-sim run SCENARIO`: runs a scenario end to end and writes reports/<scenario>-<timestamp>/run.json.
+ * Exit codes: 0 every assertion passed, 1 an assertion failed (or the run was interrupted), 2 invalid
+ * scenario or flags, 3 target unreachable, 4 internal error.
+ */
+import { availableParallelism } from 'node:os';
+import type { Argv, CommandModule } from 'yargs';
+import { RunSetupError, runScenario, TargetUnreachableError } from '../../simulator/orchestrator/run.js';
+import { createPlainReporter } from '../../simulator/report/plain-reporter.js';
+import { loadScenario, ScenarioError } from '../../simulator/scenario/load.js';
+import type { CommandContext } from '../context.js';
+import { ExitCode, UserError } from '../exit-codes.js';
+
+export interface RunArgs {
+  scenario: string;
+  target?: string[];
+  workers?: number;
+  seed?: number;
+  'report-dir'?: string;
+  report?: boolean;
+  persistence: 'sqlite' | 'memory';
+  'progress-interval': number;
+}
+
+export function runCommandBuilder(yargs: Argv): Argv<RunArgs> {
+  return yargs
+    .usage('$0 run <scenario> [options]\n\nRuns a scenario: devices connect, publish and subscribe on worker threads against the target (the embedded reference broker when the scenario names none), progress every few seconds, a summary at the end and reports/<scenario>-<timestamp>/run.json.')
+    .positional('scenario', { type: 'string', describe: 'Scenario YAML file (see docs/scenarios.md)', demandOption: true })
+    .option('target', { type: 'string', array: true, describe: 'Broker URL(s) to test instead of the scenario target (mqtt://, mqtts://, ws://, wss://); several: devices are spread over them' })
+    .option('workers', { type: 'number', describe: 'Worker threads (shards)', defaultDescription: `${availableParallelism()} (the CPUs of this machine)` })
+    .option('seed', { type: 'number', describe: 'Seed of every random draw; the same seed replays the same run (overrides the scenario seed)' })
+    .option('report-dir', { type: 'string', describe: 'Folder for run.json', defaultDescription: 'reports/<scenario>-<timestamp>' })
+    .option('report', { type: 'boolean', default: true, describe: 'Write run.json (--no-report: print only)' })
+    .option('persistence', { choices: ['sqlite', 'memory'] as const, default: 'sqlite' as const, describe: 'Store of the embedded broker (ignored with a target)' })
+    .option('progress-interval', { type: 'number', default: 5, describe: 'Seconds between progress lines' })
+    .example('$0 run scenarios/pipeline.yaml', 'the flagship pipeline against the embedded broker')
+    .example('$0 run scenarios/smoke.yaml --target mqtt://127.0.0.1:1883', 'the smoke scenario against a broker you run')
+    .example('$0 run scenarios/smoke.yaml --workers 1 --seed 7 --report-dir out/', 'one worker, a fixed seed, run.json in out/') as Argv<RunArgs>;
+}
+
+function positiveInteger(name: string, value: number | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!Number.isInteger(value) || value < 1) throw new UserError(`--${name}: expected a whole number of at least 1, got ${String(value)}`, ExitCode.BadUsage);
+  return value;
+}
+
+export async function runCommandHandler(args: RunArgs & Partial<CommandContext>): Promise<void> {
+  const io = args.io ?? { stdout: (text: string) => process.stdout.write(text), stderr: (text: string) => process.stderr.write(text) };
+  const workers = positiveInteger('workers', args.workers) ?? availableParallelism();
+  if (args.seed !== undefined && !Number.isSafeInteger(args.seed)) throw new UserError(`--seed: expected a whole number, got ${String(args.seed)}`, ExitCode.BadUsage);
+  if (!(args['progress-interval'] > 0)) throw new UserError(`--progress-interval: expected a number of seconds above 0, got ${String(args['progress-interval'])}`, ExitCode.BadUsage);
+  let scenario;
+  try {
+    const overrides: { seed?: number; targetUrls?: string[] } = {};
+    if (args.seed !== undefined) overrides.seed = args.seed;
+    if (args.target !== undefined && args.target.length > 0) overrides.targetUrls = args.target;
+    scenario = loadScenario(args.scenario, overrides);
+  } catch (err) {
+    if (err instanceof ScenarioError) throw new UserError(`${args.scenario} is not a valid scenario:\n${err.message}`, ExitCode.BadUsage);
+    throw err;
+  }
+
+  const controller = new AbortController();
+  // The first Ctrl-C stops the run gracefully and still writes the report; our listeners are then
+  // removed, so a second one terminates at once (Node's default) if stopping ever hangs.
+  const onSignal = (): void => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    io.stderr('\nmqtt-sim: stopping the run; the report is still written (Ctrl-C again quits at once)\n');
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const reporter = createPlainReporter(io.stdout, { everyMs: args['progress-interval'] * 1000 });
+    const options: Parameters<typeof runScenario>[1] = {
+      workers,
+      reporter,
+      signal: controller.signal,
+      brokerPersistence: args.persistence,
+    };
+    if (args.report === false) options.reportDir = null;
+    else if (args['report-dir'] !== undefined) options.reportDir = args['report-dir'];
+    const { result } = await runScenario(scenario, options);
+    if (result.outcome === 'aborted') {
+      io.stderr('mqtt-sim: the run was interrupted; its report covers the part that ran.\n');
+      process.exitCode = ExitCode.AssertionFailed;
+    } else if (result.verdict === 'fail') {
+      process.exitCode = ExitCode.AssertionFailed;
+    } else {
+      process.exitCode = ExitCode.Ok;
+    }
+  } catch (err) {
+    if (err instanceof TargetUnreachableError) throw new UserError(err.message, ExitCode.Unreachable);
+    if (err instanceof RunSetupError) throw new UserError(err.message, ExitCode.BadUsage);
+    throw err;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+export const runCommand: CommandModule<object, RunArgs> = {
+  command: 'run <scenario>',
+  describe: 'Run a scenario: simulated devices against a broker, with progress, a summary and run.json',
+  builder: runCommandBuilder as CommandModule<object, RunArgs>['builder'],
+  handler: runCommandHandler,
+};

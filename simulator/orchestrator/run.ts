@@ -1,0 +1,352 @@
+/**
+ * The orchestrator: runs one scenario end to end on the main thread.
+ *
+ *   target (embedded broker or reachability check) → plan devices → one long-lived piscina task per shard
+ *   → prepare (consumers subscribe) → start (timeline) → stop (drain acknowledgements) → wait until
+ *   deliveries go quiet → finish → merge → assertions → run.json.
+ *
+ * Only the reporter talks to the user; this module returns a RunResult and throws typed errors.
+ */
+import net from 'node:net';
+import { MessageChannel } from 'node:worker_threads';
+import { Piscina } from 'piscina';
+import { packageVersion } from '../../cli/version.js';
+import { RunAggregator } from '../metrics/aggregator.js';
+import { sumFleets } from '../metrics/counters.js';
+import { disconnectCauses, type DisconnectCause } from '../metrics/types.js';
+import { evaluateAssertions } from '../report/assertions.js';
+import type { Reporter } from '../report/reporter.js';
+import { runResultSchemaVersion, type RunResult, type TimelinePoint } from '../report/run-result.js';
+import { reportDirFor, writeRunResult } from '../report/write-run.js';
+import type { Scenario, TargetSpec } from '../scenario/types.js';
+import type { FromShard, ShardResult, ShardTask, ToShard } from '../shard/messages.js';
+import { startEmbeddedBroker, type EmbeddedBroker } from './embedded-broker.js';
+import { captureEnvironment, checkFileLimit } from './environment.js';
+import { planDevices } from './plan.js';
+
+export interface RunOptions {
+  workers: number;
+  reporter: Reporter;
+  /** Explicit report folder; otherwise reports/<scenario>-<timestamp> under reportBase. null: write nothing. */
+  reportDir?: string | null;
+  reportBase?: string;
+  signal?: AbortSignal;
+  /** Store of the embedded broker. */
+  brokerPersistence?: 'sqlite' | 'memory';
+  snapshotIntervalMs?: number;
+  /** The shard worker module (tests running from sources point it at the built file). */
+  workerFile?: string;
+}
+
+export interface RunOutcome {
+  result: RunResult;
+  reportPath: string | null;
+}
+
+/** The target did not accept a TCP connection: exit code 3. */
+export class TargetUnreachableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TargetUnreachableError';
+  }
+}
+
+/** The run cannot start on this machine as configured (file limit, ...): exit code 2. */
+export class RunSetupError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RunSetupError';
+  }
+}
+
+function defaultPort(protocol: string): number {
+  switch (protocol) {
+    case 'mqtts:':
+      return 8883;
+    case 'ws:':
+      return 80;
+    case 'wss:':
+      return 443;
+    default:
+      return 1883;
+  }
+}
+
+/** A TCP connect to every URL of the target, bounded, before any worker starts. */
+export async function checkReachable(target: TargetSpec): Promise<void> {
+  const timeoutMs = Math.min(target.connectTimeoutMs, 5000);
+  await Promise.all(
+    target.urls.map(
+      (raw) =>
+        new Promise<void>((resolve, reject) => {
+          const url = new URL(raw);
+          const port = url.port === '' ? defaultPort(url.protocol) : Number(url.port);
+          const host = url.hostname.replace(/^\[|\]$/g, '');
+          const socket = net.connect({ host, port });
+          const fail = (why: string): void => {
+            socket.destroy();
+            reject(new TargetUnreachableError(`target ${raw} is unreachable: ${why}. Check that the broker runs and the URL is right, or omit the target to use the embedded reference broker.`));
+          };
+          socket.setTimeout(timeoutMs, () => fail(`no answer within ${timeoutMs} ms`));
+          socket.once('error', (err: NodeJS.ErrnoException) => fail(err.code ?? err.message));
+          socket.once('connect', () => {
+            socket.destroy();
+            resolve();
+          });
+        }),
+    ),
+  );
+}
+
+function phaseAt(scenario: Scenario, atMs: number): TimelinePoint['phase'] {
+  const { rampUpMs, steadyMs } = scenario.phases;
+  if (atMs < 0) return 'prepare';
+  if (atMs < rampUpMs) return 'ramp-up';
+  if (atMs < rampUpMs + steadyMs) return 'steady';
+  if (atMs < scenario.durationMs) return 'ramp-down';
+  return 'drain';
+}
+
+/** Resolves after `ms` unless cleared; the timer never keeps the process alive past the run. */
+function delay(ms: number, timers: Set<NodeJS.Timeout>): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(() => {
+      timers.delete(t);
+      resolve();
+    }, Math.max(0, ms));
+    timers.add(t);
+  });
+}
+
+function bounded<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    promise,
+    new Promise<T>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+export async function runScenario(input: Scenario, options: RunOptions): Promise<RunOutcome> {
+  const reporter = options.reporter;
+  const snapshotIntervalMs = options.snapshotIntervalMs ?? 1000;
+  const startedAt = new Date();
+  let scenario = input;
+  let broker: EmbeddedBroker | null = null;
+  const totalDevices = scenario.fleets.reduce((n, f) => n + f.count, 0);
+
+  const limit = checkFileLimit(totalDevices);
+  if (!limit.ok) throw new RunSetupError(limit.message ?? 'not enough file descriptors for this many devices');
+
+  let target: TargetSpec;
+  if (scenario.target === null) {
+    broker = await startEmbeddedBroker({ persistence: options.brokerPersistence ?? 'sqlite' });
+    target = { urls: [broker.url], protocolVersion: 5, connectTimeoutMs: 10_000 };
+    scenario = { ...scenario, target };
+  } else {
+    target = scenario.target;
+    await checkReachable(target);
+  }
+
+  const workers = Math.max(1, Math.min(options.workers, totalDevices));
+  const plan = planDevices(scenario, workers);
+  const fleetNames = scenario.fleets.map((f) => f.name);
+  const aggregator = new RunAggregator(fleetNames, workers);
+  const pool = new Piscina({
+    filename: options.workerFile ?? new URL('../shard/worker.js', import.meta.url).href,
+    minThreads: workers,
+    maxThreads: workers,
+    idleTimeout: 60_000,
+  });
+
+  const ports: Array<import('node:worker_threads').MessagePort> = [];
+  const waiters = new Map<string, { count: number; resolve: () => void }>();
+  const readyFailures: string[] = [];
+  let readyConnected = 0;
+  let outstandingAfterDrain = 0;
+  const arrive = (kind: string): void => {
+    const w = waiters.get(kind);
+    if (w && --w.count === 0) {
+      waiters.delete(kind);
+      w.resolve();
+    }
+  };
+  const expect = (kind: string): Promise<void> =>
+    new Promise((resolve) => waiters.set(kind, { count: workers, resolve }));
+  const broadcast = (message: ToShard): void => {
+    for (const port of ports) port.postMessage(message);
+  };
+  let epochMs = 0;
+  const nowAt = (): number => (epochMs === 0 ? -1 : Date.now() - epochMs);
+
+  const onShardMessage = (m: FromShard): void => {
+    switch (m.type) {
+      case 'ready':
+        readyConnected += m.connected;
+        if (m.failed > 0) readyFailures.push(m.firstError ?? `${m.failed} consumer(s) failed to connect`);
+        arrive('ready');
+        break;
+      case 'snapshot':
+        aggregator.addSnapshot(m.shard, m.snapshot);
+        break;
+      case 'drained':
+        outstandingAfterDrain += m.outstanding;
+        arrive('drained');
+        break;
+      case 'event':
+        reporter.event({ atMs: m.atMs, level: m.level, message: m.message });
+        break;
+    }
+  };
+
+  const readyAll = expect('ready');
+  const tasks: Array<Promise<ShardResult>> = plan.shards.map((devices, shard) => {
+    const channel = new MessageChannel();
+    ports.push(channel.port1);
+    channel.port1.on('message', onShardMessage);
+    const task: ShardTask = { shard, shardCount: workers, scenario, devices, snapshotIntervalMs, port: channel.port2 };
+    return pool.run(task, { transferList: [channel.port2] }) as Promise<ShardResult>;
+  });
+  // A shard that crashes must end the run instead of leaving it waiting for messages that never come.
+  let shardFailure: Error | null = null;
+  const failed = new Promise<never>((_, reject) => {
+    for (const t of tasks) t.catch((err: unknown) => {
+      shardFailure = err instanceof Error ? err : new Error(String(err));
+      reject(shardFailure);
+    });
+  });
+  failed.catch(() => undefined);
+
+  reporter.start({
+    scenario,
+    targetDescription: broker ? `embedded reference broker ${broker.url} (pid ${broker.pid})` : target.urls.join(', '),
+    workers,
+    devices: totalDevices,
+  });
+
+  let aborted = false;
+  const abortPromise = new Promise<void>((resolve) => {
+    if (options.signal?.aborted) resolve();
+    options.signal?.addEventListener('abort', () => resolve(), { once: true });
+  }).then(() => {
+    aborted = true;
+  });
+
+  let ticker: NodeJS.Timeout | null = null;
+  let lastPhase = '';
+  const tick = (): void => {
+    const atMs = nowAt();
+    const phase = phaseAt(scenario, atMs);
+    if (phase !== lastPhase) {
+      lastPhase = phase;
+      reporter.phase(phase, Math.max(0, atMs));
+    }
+    const point = aggregator.point(Math.max(0, atMs), phase, broker?.sample());
+    reporter.point(point);
+  };
+
+  const timers = new Set<NodeJS.Timeout>();
+  let outcome: RunResult['outcome'] = 'completed';
+  const errors: string[] = [];
+  let results: ShardResult[] = [];
+  try {
+    // Prepare: consumers connect and subscribe before anything is published.
+    broadcast({ type: 'prepare' });
+    await Promise.race([readyAll, failed, abortPromise, delay(target.connectTimeoutMs + 15_000, timers)]);
+    if (!aborted) {
+      if (waiters.has('ready')) throw new Error('shards did not report ready in time');
+      const consumers = scenario.fleets.filter((f) => f.model === 'consumer').reduce((n, f) => n + f.count, 0);
+      if (consumers > 0 && readyConnected === 0) {
+        outcome = 'unreachable';
+        errors.push(...readyFailures);
+        throw new TargetUnreachableError(`no consumer could connect and subscribe: ${readyFailures[0] ?? 'unknown reason'}`);
+      }
+      for (const f of readyFailures) errors.push(f);
+
+      epochMs = Date.now() + 50;
+      broadcast({ type: 'start', epochMs });
+      ticker = setInterval(tick, snapshotIntervalMs);
+      const timelineEnd = delay(epochMs + scenario.durationMs - Date.now(), timers);
+      await Promise.race([timelineEnd, failed, abortPromise]);
+    }
+    if (!aborted) {
+      const drainedAll = expect('drained');
+      broadcast({ type: 'stop' });
+      await Promise.race([drainedAll, failed, abortPromise, delay(scenario.drainMs + 5000, timers)]);
+      // Deliveries to consumers in other shards trail the acknowledgements: wait until they go quiet.
+      const quietDeadline = Date.now() + scenario.drainMs;
+      let last = -1;
+      while (!aborted && Date.now() < quietDeadline) {
+        await Promise.race([delay(snapshotIntervalMs + 100, timers), abortPromise, failed]);
+        const totals = sumFleets(aggregator.latestCounters());
+        const seen = totals.delivered[0] + totals.delivered[1] + totals.delivered[2] + totals.duplicates[0] + totals.duplicates[1] + totals.duplicates[2];
+        if (seen === last) break;
+        last = seen;
+      }
+      if (outstandingAfterDrain > 0) errors.push(`${outstandingAfterDrain} QoS 1/2 publish(es) were still unacknowledged after the ${scenario.drainMs} ms drain`);
+    }
+    if (aborted) outcome = 'aborted';
+    broadcast({ type: aborted ? 'abort' : 'finish' });
+    results = await bounded(Promise.race([Promise.all(tasks), failed]), 20_000, 'every shard finishing');
+    if (ticker) {
+      clearInterval(ticker);
+      ticker = null;
+      tick();
+    }
+  } catch (err) {
+    for (const t of timers) clearTimeout(t);
+    if (ticker) clearInterval(ticker);
+    broadcast({ type: 'abort' });
+    await bounded(Promise.allSettled(tasks), 10_000, 'shards stopping').catch(() => undefined);
+    await pool.destroy().catch(() => undefined);
+    if (broker) await broker.stop().catch(() => undefined);
+    if (err instanceof TargetUnreachableError) throw err;
+    if (shardFailure) throw new Error(`a shard worker failed: ${(shardFailure as Error).message}`);
+    throw err;
+  }
+  for (const t of timers) clearTimeout(t);
+  await pool.destroy().catch(() => undefined);
+  for (const port of ports) port.close();
+
+  const merged = aggregator.finish(results);
+  let brokerInfo: RunResult['broker'];
+  if (broker) {
+    const stats = broker.stats();
+    brokerInfo = { embedded: true, pid: broker.pid, cpuSeconds: stats.cpuSeconds, peakRssBytes: stats.peakRssBytes, version: broker.version };
+    await broker.stop().catch((err: unknown) => errors.push(`embedded broker did not stop cleanly: ${err instanceof Error ? err.message : String(err)}`));
+  }
+  const disconnects = Object.fromEntries(disconnectCauses.map((c) => [c, merged.totals.disconnects[c]])) as Record<DisconnectCause, number>;
+  const result: RunResult = {
+    schemaVersion: runResultSchemaVersion,
+    tool: { name: 'mqtt-sim', version: packageVersion() },
+    scenario: input,
+    environment: captureEnvironment(workers),
+    target: { embedded: broker !== null, urls: target.urls, protocolVersion: target.protocolVersion },
+    startedAt: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    outcome,
+    totals: merged.totals,
+    fleets: merged.fleets,
+    latency: merged.latency,
+    histograms: merged.histograms,
+    timeline: aggregator.timeline,
+    ledger: merged.ledger,
+    generator: merged.generator,
+    assertions: [],
+    verdict: 'fail',
+    errors: [...errors, ...merged.errors],
+    disconnectCauses: disconnects,
+  };
+  if (brokerInfo) result.broker = brokerInfo;
+  result.assertions = evaluateAssertions(scenario.expect, result);
+  result.verdict = outcome === 'completed' && result.assertions.every((a) => a.passed) ? 'pass' : 'fail';
+
+  let reportPath: string | null = null;
+  if (options.reportDir !== null) {
+    const dir = options.reportDir ?? reportDirFor(scenario.name, startedAt, options.reportBase);
+    reportPath = writeRunResult(dir, result);
+  }
+  reporter.finish(result, reportPath === null ? null : reportPath.replace(/\/run\.json$/, ''));
+  return { result, reportPath };
+}

@@ -1,0 +1,218 @@
+/**
+ * The end-of-run summary as plain text: a pure function of run.json (no colors, no I/O), so the same
+ * text is printed after a run, by `mqtt-sim report`, and pinned in tests. The number formatters are
+ * shared with the plain progress reporter.
+ */
+import type { FleetCounters } from '../metrics/types.js';
+import type { AssertionResult, LatencySummary, RunResult } from './run-result.js';
+
+// ---------------------------------------------------------------- number formatting
+
+/** An integer with thousands separators, independent of the locale: 1234567 → "1,234,567". */
+export function formatCount(n: number): string {
+  if (!Number.isFinite(n)) return String(n);
+  const sign = n < 0 ? '-' : '';
+  return sign + Math.round(Math.abs(n)).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+}
+
+/** Any number: integers with separators, fractions with two decimals at most ("612.35", "0.5"). */
+export function formatNumber(n: number): string {
+  if (Number.isInteger(n)) return formatCount(n);
+  const [whole, fraction] = Math.abs(n).toFixed(2).split('.') as [string, string];
+  const trimmed = fraction.replace(/0+$/, '');
+  return `${n < 0 ? '-' : ''}${formatCount(Number(whole))}${trimmed === '' ? '' : `.${trimmed}`}`;
+}
+
+/** Milliseconds without the unit, precision by magnitude: "0.42", "3.1", "18", "1,204"; "-" for no data. */
+export function formatMsValue(ms: number | null | undefined): string {
+  if (ms === null || ms === undefined || !Number.isFinite(ms)) return '-';
+  if (ms < 1) return ms.toFixed(2);
+  if (ms < 10) return ms.toFixed(1);
+  return formatCount(ms);
+}
+
+/** "3.1 ms"; "-" for no data. */
+export function formatMs(ms: number | null | undefined): string {
+  const value = formatMsValue(ms);
+  return value === '-' ? value : `${value} ms`;
+}
+
+/** Binary units with one decimal: "85.2 MiB". */
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${formatCount(value)} B` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
+/** "850 ms", "12.3 s", "1m 05s", "1h 02m 03s". */
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  const total = Math.round(ms / 1000);
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = String(total % 60).padStart(2, '0');
+  return h > 0 ? `${h}h ${String(m).padStart(2, '0')}m ${s}s` : `${m}m ${s}s`;
+}
+
+/** A fraction as a percentage without decimals: 0.193 → "19%". */
+export function formatPercent(fraction: number): string {
+  return `${Math.round(fraction * 100)}%`;
+}
+
+// ---------------------------------------------------------------- tables
+
+export type Align = 'left' | 'right';
+
+/** Fixed-width columns separated by two spaces; the first column left-aligned unless `align` says otherwise. */
+export function formatTable(header: readonly string[], rows: readonly (readonly string[])[], align?: readonly Align[], indent = '  '): string[] {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const alignOf = (i: number): Align => align?.[i] ?? (i === 0 ? 'left' : 'right');
+  const line = (cells: readonly string[]): string =>
+    indent + widths.map((w, i) => (alignOf(i) === 'left' ? (cells[i] ?? '').padEnd(w) : (cells[i] ?? '').padStart(w))).join('  ').trimEnd();
+  return [line(header), ...rows.map(line)];
+}
+
+// ---------------------------------------------------------------- the summary
+
+const sum3 = (v: readonly [number, number, number]): number => v[0] + v[1] + v[2];
+
+function protocolName(version: 4 | 5): string {
+  return version === 5 ? 'MQTT 5.0' : 'MQTT 3.1.1';
+}
+
+function describeTarget(result: RunResult): string {
+  const urls = result.target.urls.join(', ');
+  const protocol = protocolName(result.target.protocolVersion);
+  if (!result.target.embedded) return `${urls} (${protocol})`;
+  const version = result.broker?.version !== undefined ? ` ${result.broker.version}` : '';
+  return `embedded reference broker${version}, ${urls} (${protocol})`;
+}
+
+function runDurationMs(result: RunResult): number {
+  const ms = Date.parse(result.finishedAt) - Date.parse(result.startedAt);
+  return Number.isFinite(ms) && ms >= 0 ? ms : 0;
+}
+
+function header(result: RunResult): string[] {
+  const env = result.environment;
+  return [
+    `mqtt-sim run "${result.scenario.name}": ${result.outcome} in ${formatDuration(runDurationMs(result))}`,
+    `  target     ${describeTarget(result)}`,
+    `  period     ${result.startedAt} → ${result.finishedAt}`,
+    `  generator  ${formatCount(env.workers)} worker${env.workers === 1 ? '' : 's'}, node ${env.node} on ${env.platform} ${env.arch}, ` +
+      `${env.cpus} cpus (${env.cpuModel}), seed ${result.scenario.seed}`,
+  ];
+}
+
+function fleetRow(name: string, c: FleetCounters, e2e: LatencySummary | undefined): string[] {
+  return [
+    name,
+    formatCount(c.devices),
+    formatCount(c.connects),
+    formatCount(c.reconnects),
+    formatCount(c.published[0]),
+    formatCount(c.published[1]),
+    formatCount(c.published[2]),
+    formatCount(sum3(c.acknowledged)),
+    formatCount(sum3(c.delivered)),
+    formatCount(sum3(c.duplicates)),
+    formatMsValue(e2e?.p50),
+    formatMsValue(e2e?.p99),
+  ];
+}
+
+function fleetTable(result: RunResult): string[] {
+  const names = result.scenario.fleets.map((f) => f.name).filter((n) => result.fleets[n] !== undefined);
+  // Fleets the result has but the scenario does not list (should not happen) still show, after the others.
+  for (const n of Object.keys(result.fleets)) if (!names.includes(n)) names.push(n);
+  const rows = names.map((n) => fleetRow(n, result.fleets[n]!, result.latency[`e2e@${n}`]));
+  rows.push(fleetRow('total', result.totals, result.latency['e2e']));
+  const head = ['fleet', 'devices', 'connects', 'reconnects', 'pub q0', 'pub q1', 'pub q2', 'acked', 'delivered', 'dup', 'e2e p50', 'e2e p99'];
+  return ['Fleets (latency in ms)', ...formatTable(head, rows)];
+}
+
+const latencyRows: ReadonlyArray<[key: string, label: string]> = [
+  ['e2e', 'e2e'],
+  ['e2e.qos0', 'e2e qos0'],
+  ['e2e.qos1', 'e2e qos1'],
+  ['e2e.qos2', 'e2e qos2'],
+  ['ack.qos1', 'ack qos1'],
+  ['ack.qos2', 'ack qos2'],
+  ['connect', 'connect'],
+  ['reconnect', 'reconnect'],
+];
+
+function latencyTable(result: RunResult): string[] {
+  const rows = latencyRows
+    .filter(([key]) => result.latency[key] !== undefined)
+    .map(([key, label]) => {
+      const l = result.latency[key]!;
+      return [label, formatCount(l.count), formatMsValue(l.p50), formatMsValue(l.p90), formatMsValue(l.p99), formatMsValue(l.max)];
+    });
+  if (rows.length === 0) return ['Latency: no data'];
+  return ['Latency (ms)', ...formatTable(['metric', 'count', 'p50', 'p90', 'p99', 'max'], rows)];
+}
+
+/** The label column of the one-line health sections. */
+const label = (name: string): string => name.padEnd(13);
+
+function generatorLine(result: RunResult): string {
+  const g = result.generator;
+  const figures = `event-loop delay max ${formatMs(g.loopDelayMaxMs)}, schedule slip p99 ${formatMs(g.scheduleSlipP99Ms)}`;
+  if (!g.saturated) return `${label('Generator')}healthy: ${figures}`;
+  const reasons = g.reasons.length > 0 ? g.reasons.join('; ') : 'no reason recorded';
+  return `${label('Generator')}SATURATED, latencies may be the generator's, not the broker's: ${reasons} (${figures})`;
+}
+
+function brokerLine(result: RunResult): string | null {
+  const b = result.broker;
+  if (b === undefined) return null;
+  const seconds = runDurationMs(result) / 1000;
+  const average = seconds > 0 ? ` (${formatPercent(b.cpuSeconds / seconds)} of one core on average)` : '';
+  return `${label('Broker')}pid ${b.pid}, CPU ${b.cpuSeconds.toFixed(1)} s${average}, peak RSS ${formatBytes(b.peakRssBytes)}`;
+}
+
+function disconnectsLine(result: RunResult): string | null {
+  const causes = Object.entries(result.disconnectCauses).filter(([, n]) => n > 0);
+  if (causes.length === 0) return null;
+  return `${label('Disconnects')}${causes.map(([cause, n]) => `${cause} ${formatCount(n)}`).join(', ')}`;
+}
+
+function assertionLines(assertions: readonly AssertionResult[]): string[] {
+  if (assertions.length === 0) return ['Assertions: none'];
+  const width = Math.max(...assertions.map((a) => a.source.length));
+  return [
+    'Assertions',
+    ...assertions.map((a) => {
+      const actual = a.actual === null ? 'no data' : formatNumber(a.actual);
+      const line = `  ${a.passed ? '✓' : '✗'} ${a.source.padEnd(width)}  actual ${actual}`;
+      return !a.passed && a.message !== '' ? `${line}  (${a.message})` : line;
+    }),
+  ];
+}
+
+/** `PASS`, or `FAIL: ` with why: failed assertions and/or a run that did not complete. */
+export function verdictLine(result: RunResult): string {
+  const failed = result.assertions.filter((a) => !a.passed).length;
+  const reasons: string[] = [];
+  if (failed > 0) reasons.push(`${failed} of ${result.assertions.length} assertions failed`);
+  if (result.outcome !== 'completed') reasons.push(`the run ended ${result.outcome}`);
+  if (result.verdict === 'pass' && reasons.length === 0) return 'PASS';
+  return `FAIL: ${reasons.length > 0 ? reasons.join(', ') : 'see errors above'}`;
+}
+
+export function formatSummary(result: RunResult): string {
+  const sections: string[][] = [header(result), fleetTable(result), latencyTable(result)];
+  const health = [generatorLine(result), brokerLine(result), disconnectsLine(result)].filter((l): l is string => l !== null);
+  sections.push(health);
+  if (result.errors.length > 0) sections.push(['Errors', ...result.errors.map((e) => `  ${e}`)]);
+  sections.push(assertionLines(result.assertions));
+  sections.push([verdictLine(result)]);
+  return `${sections.map((s) => s.join('\n')).join('\n\n')}\n`;
+}

@@ -1,0 +1,488 @@
+/**
+ * A shard: thousands of devices on one event loop. It knows nothing about piscina — it talks through a
+ * ShardChannel, so the same code runs in a worker thread (worker.ts) or, later, in its own process.
+ *
+ * Life: prepare (consumers connect and subscribe) → start (timeline: connects at the ramp-up rate,
+ * publications on a fixed schedule, stops over ramp-down) → stop (no new publishes; wait for our own
+ * acknowledgements) → finish (disconnect, resolve with counters, histograms and ledgers).
+ */
+import { readFileSync } from 'node:fs';
+import type { ConnectionOptions } from 'node:tls';
+import type { QoS } from '../../protocol/packets.js';
+import { reasonCodeName } from '../../protocol/reason-codes.js';
+import { LeanClient } from '../client/lean-client.js';
+import type { LeanClientHandler, LeanClientOptions } from '../client/types.js';
+import { ackToken, Device, tokenLocal, tokenSeq, type Publication, type PublicationHost } from '../devices/device.js';
+import { setUpDevice } from '../devices/models.js';
+import { emptyFleetCounters } from '../metrics/counters.js';
+import { HistogramSet } from '../metrics/histograms.js';
+import { LoopHealthMonitor } from '../metrics/loop-health.js';
+import type { DisconnectCause, FleetCounters } from '../metrics/types.js';
+import { histogramNames } from '../metrics/types.js';
+import { fleetLayout, fleetOfStream, type StreamRange } from '../orchestrator/plan.js';
+import { createPrng } from '../scenario/prng.js';
+import type { Scenario } from '../scenario/types.js';
+import { ShardLedger } from '../verify/ledger.js';
+import { preciseNowMs, readStamp, STAMP_LENGTH, writeStamp } from '../verify/stamp.js';
+import type { DeviceAssignment, FromShard, ShardResult, ToShard } from './messages.js';
+import { Scheduler, type Timed } from './scheduler.js';
+
+export interface ShardChannel {
+  post(message: FromShard): void;
+  onMessage(handler: (message: ToShard) => void): void;
+  close(): void;
+}
+
+export interface ShardOptions {
+  shard: number;
+  scenario: Scenario;
+  devices: DeviceAssignment[];
+  snapshotIntervalMs: number;
+}
+
+/** Messages a device may still have waiting in its client when the run stops; beyond this a publish is refused. */
+const MAX_QUEUED = 1000;
+/** How long a stopping device waits for its last acknowledgements before it disconnects anyway. */
+const STOP_GRACE_MS = 2000;
+/** Errors kept for the report, and events forwarded to the orchestrator per shard. */
+const MAX_ERRORS = 20;
+
+class Stopper implements Timed {
+  atMs: number;
+  heapIndex = -1;
+  constructor(readonly runtime: ShardRuntime, readonly device: Device, atMs: number, readonly final: boolean) {
+    this.atMs = atMs;
+  }
+  fire(): void {
+    if (this.final) this.runtime.disconnect(this.device);
+    else this.runtime.beginStop(this.device);
+  }
+}
+
+class Connector implements Timed {
+  atMs: number;
+  heapIndex = -1;
+  constructor(readonly runtime: ShardRuntime, readonly device: Device, atMs: number) {
+    this.atMs = atMs;
+  }
+  fire(): void {
+    this.runtime.connect(this.device);
+  }
+}
+
+export class ShardRuntime implements PublicationHost {
+  readonly shard: number;
+  private readonly scenario: Scenario;
+  private readonly devices: Device[] = [];
+  private readonly counters: Record<string, FleetCounters> = {};
+  private readonly fleetCounters: FleetCounters[] = [];
+  private readonly streamRanges: StreamRange[];
+  private readonly histograms = new HistogramSet();
+  private readonly health = new LoopHealthMonitor();
+  private readonly ledger = new ShardLedger();
+  private readonly scheduler: Scheduler;
+  private readonly errors: string[] = [];
+  private readonly e2eFleetNames: string[];
+  private snapshotTimer: NodeJS.Timeout | null = null;
+  private epochMs = 0;
+  private publishing = false;
+  private finished: ((result: ShardResult) => void) | null = null;
+  private readonly done: Promise<ShardResult>;
+  private eventsSent = 0;
+  private tls: ConnectionOptions | undefined;
+
+  constructor(private readonly options: ShardOptions, private readonly channel: ShardChannel) {
+    this.shard = options.shard;
+    this.scenario = options.scenario;
+    this.scheduler = new Scheduler(preciseNowMs, (late) => this.health.recordSlip(late));
+    this.streamRanges = fleetLayout(this.scenario).streamRanges;
+    this.e2eFleetNames = this.scenario.fleets.map((f) => histogramNames.e2eFleet(f.name));
+    for (const fleet of this.scenario.fleets) {
+      const c = emptyFleetCounters(0);
+      this.counters[fleet.name] = c;
+      this.fleetCounters.push(c);
+    }
+    this.done = new Promise((resolve) => (this.finished = resolve));
+    this.tls = this.loadTls();
+    for (const a of options.devices) {
+      const fleet = this.scenario.fleets[a.fleet]!;
+      const counters = this.fleetCounters[a.fleet]!;
+      counters.devices++;
+      const device = new Device(a, fleet, counters, createPrng(this.scenario.seed, 1, a.device));
+      this.devices.push(device);
+    }
+    channel.onMessage((m) => this.onControl(m));
+  }
+
+  /** Resolves when the shard has finished (after `finish` or `abort`). */
+  result(): Promise<ShardResult> {
+    return this.done;
+  }
+
+  private loadTls(): ConnectionOptions | undefined {
+    const tls = this.scenario.target?.tls;
+    if (!tls) return undefined;
+    const options: ConnectionOptions = { rejectUnauthorized: tls.rejectUnauthorized };
+    if (tls.ca) options.ca = readFileSync(tls.ca);
+    if (tls.cert) options.cert = readFileSync(tls.cert);
+    if (tls.key) options.key = readFileSync(tls.key);
+    if (tls.servername) options.servername = tls.servername;
+    return options;
+  }
+
+  private onControl(m: ToShard): void {
+    try {
+      switch (m.type) {
+        case 'prepare':
+          this.prepare();
+          break;
+        case 'start':
+          this.start(m.epochMs);
+          break;
+        case 'stop':
+          void this.stop();
+          break;
+        case 'finish':
+          void this.finish(true);
+          break;
+        case 'abort':
+          void this.finish(false);
+          break;
+      }
+    } catch (err) {
+      this.recordError(`shard ${this.shard}: ${err instanceof Error ? err.message : String(err)}`);
+      void this.finish(false);
+    }
+  }
+
+  // ---- lifecycle -------------------------------------------------------------------------------
+
+  private prepare(): void {
+    this.snapshotTimer = setInterval(() => this.postSnapshot(), this.options.snapshotIntervalMs);
+    const consumers = this.devices.filter((d) => d.fleet.model === 'consumer');
+    let pending = consumers.length;
+    let failed = 0;
+    let firstError: string | undefined;
+    const settle = (): void => {
+      if (--pending === 0) {
+        const msg: FromShard = { type: 'ready', shard: this.shard, connected: consumers.length - failed, failed };
+        if (firstError !== undefined) msg.firstError = firstError;
+        this.channel.post(msg);
+      }
+    };
+    if (consumers.length === 0) {
+      this.channel.post({ type: 'ready', shard: this.shard, connected: 0, failed: 0 });
+      return;
+    }
+    const deadline = this.scenario.target!.connectTimeoutMs + 5000;
+    for (const d of consumers) {
+      const timer = setTimeout(() => d.onReady?.(`${d.assignment.clientId}: not connected and subscribed within ${deadline} ms`), deadline);
+      d.onReady = (error?: string): void => {
+        d.onReady = null;
+        clearTimeout(timer);
+        if (error !== undefined) {
+          failed++;
+          firstError ??= error;
+        }
+        settle();
+      };
+      this.connect(d);
+    }
+  }
+
+  private start(epochMs: number): void {
+    this.epochMs = epochMs;
+    this.publishing = true;
+    for (const d of this.devices) {
+      const a = d.assignment;
+      if (d.fleet.model === 'consumer') {
+        // Consumers are connected already; their commands start with the timeline.
+        this.startPublications(d, epochMs);
+      } else {
+        this.scheduler.schedule(new Connector(this, d, epochMs + a.connectAtMs));
+      }
+      if (a.stopAtMs < this.scenario.durationMs) this.scheduler.schedule(new Stopper(this, d, epochMs + a.stopAtMs, false));
+    }
+  }
+
+  private async stop(): Promise<void> {
+    this.publishing = false;
+    for (const d of this.devices) for (const p of d.publications) this.deactivate(p);
+    const deadline = preciseNowMs() + this.scenario.drainMs;
+    let outstanding = this.outstanding();
+    while (outstanding > 0 && preciseNowMs() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      outstanding = this.outstanding();
+    }
+    this.channel.post({ type: 'drained', shard: this.shard, outstanding });
+  }
+
+  private outstanding(): number {
+    let n = 0;
+    for (const d of this.devices) n += d.outstanding;
+    return n;
+  }
+
+  private async finish(graceful: boolean): Promise<void> {
+    if (this.finished === null) return;
+    this.publishing = false;
+    this.scheduler.stop();
+    const closing: Array<Promise<void>> = [];
+    for (const d of this.devices) {
+      if (d.state === 'planned' || d.state === 'stopped') continue;
+      d.state = 'stopped';
+      if (graceful) closing.push(d.client.stop(true).catch(() => undefined));
+      else d.client.destroy();
+    }
+    await Promise.all(closing);
+    if (this.snapshotTimer) clearInterval(this.snapshotTimer);
+    this.postSnapshot();
+    this.health.close();
+    const resolve = this.finished;
+    this.finished = null;
+    resolve({
+      shard: this.shard,
+      fleets: this.counters,
+      histograms: this.histograms.cumulative(),
+      ledgers: this.ledger.serialize(),
+      errors: this.errors,
+    });
+  }
+
+  private postSnapshot(): void {
+    const atMs = this.epochMs === 0 ? 0 : preciseNowMs() - this.epochMs;
+    this.channel.post({
+      type: 'snapshot',
+      shard: this.shard,
+      snapshot: { atMs, fleets: this.counters, interval: this.histograms.takeInterval(), health: this.health.sample() },
+    });
+  }
+
+  private recordError(message: string): void {
+    if (this.errors.length < MAX_ERRORS) this.errors.push(message);
+    if (this.eventsSent < MAX_ERRORS) {
+      this.eventsSent++;
+      const atMs = this.epochMs === 0 ? 0 : Math.round(preciseNowMs() - this.epochMs);
+      this.channel.post({ type: 'event', shard: this.shard, atMs, level: 'warn', message });
+    }
+  }
+
+  // ---- devices ---------------------------------------------------------------------------------
+
+  connect(d: Device): void {
+    if (d.state !== 'planned') return;
+    const setup = setUpDevice(this.scenario, this, d);
+    d.publications = setup.publications;
+    d.reply = setup.reply;
+    d.client = new LeanClient<Device>(this.clientOptions(d), handler, d);
+    d.runtime = this;
+    d.hasSubscriptions = setup.subscriptions.length > 0;
+    if (d.hasSubscriptions) d.client.subscribe(setup.subscriptions);
+    d.state = 'connecting';
+    d.client.start();
+  }
+
+  private clientOptions(d: Device): LeanClientOptions {
+    const target = this.scenario.target!;
+    const fleet = d.fleet;
+    const a = d.assignment;
+    const options: LeanClientOptions = {
+      url: a.url,
+      protocolVersion: target.protocolVersion,
+      clientId: a.clientId,
+      clean: fleet.session.clean,
+      sessionExpirySec: fleet.session.expirySec,
+      keepaliveSec: fleet.keepaliveSec,
+      inflightWindow: fleet.inflight,
+      receiveMaximum: fleet.inflight,
+      maxQueued: MAX_QUEUED,
+      connectTimeoutMs: target.connectTimeoutMs,
+      reconnect: { enabled: true, ...fleet.reconnect },
+      random: d.random,
+    };
+    if (target.username !== undefined) options.username = target.username;
+    if (target.password !== undefined) options.password = target.password;
+    if (this.tls) options.tls = this.tls;
+    if (a.localAddress !== undefined) options.localAddress = a.localAddress;
+    if (fleet.will) options.will = { ...fleet.will, payload: Buffer.from(fleet.will.payload) };
+    return options;
+  }
+
+  /** First CONNACK: the device's publications start, each at a random phase of its interval so a fleet does not publish in lockstep. */
+  startPublications(d: Device, fromMs: number): void {
+    if (!this.publishing) return;
+    for (const p of d.publications) {
+      if (p.intervalMs <= 0) continue;
+      p.atMs = fromMs + d.random() * p.intervalMs;
+      p.active = true;
+      this.scheduler.schedule(p);
+    }
+  }
+
+  private deactivate(p: Publication): void {
+    p.active = false;
+    this.scheduler.remove(p);
+  }
+
+  /** Ramp-down: stop publishing, disconnect once the last acknowledgements are in (or after a grace period). */
+  beginStop(d: Device): void {
+    if (d.state === 'stopped' || d.state === 'planned') {
+      d.state = 'stopped';
+      return;
+    }
+    d.state = 'stopping';
+    for (const p of d.publications) this.deactivate(p);
+    if (d.outstanding === 0) this.disconnect(d);
+    else this.scheduler.schedule(new Stopper(this, d, preciseNowMs() + STOP_GRACE_MS, true));
+  }
+
+  disconnect(d: Device): void {
+    if (d.state === 'stopped') return;
+    d.state = 'stopped';
+    void d.client.stop(true).catch(() => undefined);
+  }
+
+  firePublication(p: Publication, nowMs: number): void {
+    if (!p.active || !this.publishing) return;
+    const scheduled = p.atMs;
+    p.advance(p.device.random);
+    this.scheduler.schedule(p);
+    this.publish(p, scheduled, nowMs);
+  }
+
+  /** Stamps and hands one message to the client; `scheduledMs` is when it was due (latency is measured from it). */
+  publish(p: Publication, scheduledMs: number, nowMs: number): void {
+    const d = p.device;
+    const body = p.body(scheduledMs);
+    const payload = Buffer.allocUnsafe(STAMP_LENGTH + body.length);
+    const seq = p.seq++;
+    writeStamp(payload, 0, p.stream, seq, p.qos, scheduledMs);
+    body.copy(payload, STAMP_LENGTH);
+    const topic = typeof p.topic === 'string' ? p.topic : p.topic();
+    const token = ackToken(p, seq);
+    const c = d.counters;
+    if (!d.client.publish(topic, payload, p.qos, p.retain, token)) {
+      c.droppedOffline++;
+      return;
+    }
+    this.ledger.published(p.stream, seq, p.qos);
+    c.published[p.qos]++;
+    if (p.qos > 0) (d.pending ??= new Map()).set(token, nowMs);
+  }
+
+  // ---- client callbacks (one shared handler, called with the device) -----------------------------
+
+  onConnect(d: Device, connectMs: number, reconnect: boolean): void {
+    const c = d.counters;
+    c.connectAttempts++;
+    c.connects++;
+    c.connected++;
+    const now = preciseNowMs();
+    if (reconnect) {
+      c.reconnects++;
+      if (d.lostAtMs > 0) this.histograms.record(histogramNames.reconnect, Math.round((now - d.lostAtMs) * 1000));
+    } else {
+      this.histograms.record(histogramNames.connect, Math.round(connectMs * 1000));
+    }
+    d.lostAtMs = 0;
+    if (!d.everConnected) {
+      d.everConnected = true;
+      if (d.state === 'connecting') d.state = 'running';
+      if (d.fleet.model !== 'consumer') this.startPublications(d, now);
+    }
+    if (!d.hasSubscriptions) d.onReady?.();
+  }
+
+  onDisconnect(d: Device, cause: DisconnectCause, detail: string, wasConnected: boolean): void {
+    const c = d.counters;
+    if (wasConnected) {
+      c.connected--;
+      c.disconnects[cause]++;
+      d.lostAtMs = preciseNowMs();
+    } else {
+      c.connectAttempts++;
+      c.connectFailures++;
+    }
+    if (cause !== 'normal') this.recordError(`${d.assignment.clientId}: ${wasConnected ? 'disconnected' : 'connect failed'} (${cause}${detail ? `: ${detail}` : ''})`);
+    if (!d.everConnected && d.onReady && cause !== 'normal') {
+      // A consumer that cannot connect during prepare fails readiness at once rather than at the deadline.
+      d.onReady(`${d.assignment.clientId}: ${cause}${detail ? ` (${detail})` : ''}`);
+    }
+  }
+
+  onMessage(d: Device, payload: Buffer, qos: QoS, retain: boolean): void {
+    const c = d.counters;
+    const stamp = readStamp(payload);
+    if (stamp === null) {
+      c.foreign++;
+      return;
+    }
+    if (retain) {
+      // Retained state replayed at subscribe time is not a live delivery of that message.
+      c.retainedReceived++;
+      return;
+    }
+    const kind = this.ledger.received(d.assignment.device, stamp.stream, stamp.seq, stamp.qos as QoS);
+    if (kind === 2) {
+      c.duplicates[qos]++;
+      return;
+    }
+    c.delivered[qos]++;
+    if (kind === 1) c.reordered[qos]++;
+    const micros = Math.max(1, Math.round((preciseNowMs() - stamp.scheduledMs) * 1000));
+    this.histograms.record(histogramNames.e2e, micros);
+    this.histograms.record(histogramNames.e2eQos(stamp.qos as QoS), micros);
+    const f = fleetOfStream(this.streamRanges, stamp.stream);
+    if (f !== undefined) this.histograms.record(this.e2eFleetNames[f]!, micros);
+    // A PLC answers every command with its state.
+    if (d.reply !== null && this.publishing && d.state === 'running') {
+      const now = preciseNowMs();
+      this.publish(d.reply, now, now);
+    }
+  }
+
+  onAck(d: Device, token: number, qos: 1 | 2, reasonCode: number): void {
+    const c = d.counters;
+    const sentAt = d.pending?.get(token);
+    if (sentAt !== undefined) {
+      d.pending!.delete(token);
+      this.histograms.record(histogramNames.ackQos(qos), Math.max(1, Math.round((preciseNowMs() - sentAt) * 1000)));
+    }
+    if (reasonCode < 0x80) {
+      c.acknowledged[qos]++;
+      const local = tokenLocal(token);
+      const pub = local === d.publications.length && d.reply ? d.reply : d.publications[local];
+      if (pub) this.ledger.acknowledged(pub.stream, tokenSeq(token));
+    } else {
+      c.rejected[qos]++;
+      this.recordError(`${d.assignment.clientId}: publish rejected with ${reasonCodeName(reasonCode)} (0x${reasonCode.toString(16)})`);
+    }
+    if (d.state === 'stopping' && d.outstanding === 0) this.disconnect(d);
+  }
+
+  onSubscribed(d: Device, granted: number[]): void {
+    d.subscribed = true;
+    const refused = granted.filter((g) => g >= 0x80);
+    if (refused.length > 0) {
+      this.recordError(`${d.assignment.clientId}: subscription refused (${refused.map((g) => reasonCodeName(g)).join(', ')})`);
+      d.onReady?.(`${d.assignment.clientId}: subscription refused (${refused.map((g) => reasonCodeName(g)).join(', ')})`);
+      return;
+    }
+    d.onReady?.();
+  }
+
+  onBytes(d: Device, out: number, inb: number): void {
+    d.counters.bytesOut += out;
+    d.counters.bytesIn += inb;
+  }
+}
+
+/** The one handler object every client of every shard shares; the device is the context. */
+const handler: LeanClientHandler<Device> = {
+  onConnect: (d, _sessionPresent, connectMs, reconnect) => d.runtime!.onConnect(d, connectMs, reconnect),
+  onDisconnect: (d, cause, detail, wasConnected) => d.runtime!.onDisconnect(d, cause, detail, wasConnected),
+  onMessage: (d, _topic, payload, qos, retain) => d.runtime!.onMessage(d, payload, qos, retain),
+  onAck: (d, token, qos, reasonCode) => d.runtime!.onAck(d, token, qos, reasonCode),
+  onSubscribed: (d, granted) => d.runtime!.onSubscribed(d, granted),
+  onBytes: (d, out, inb) => d.runtime!.onBytes(d, out, inb),
+};
