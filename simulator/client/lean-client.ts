@@ -164,6 +164,8 @@ export class LeanClient<Ctx> implements StreamOwner, Flushable {
 
   /** When the attempt's stream became writable (connectMs is measured from here); -1 before that. */
   private openedAt = -1;
+  /** When the attempt began, before the TCP/TLS/WebSocket handshake: connectMs counts the whole connect. */
+  private attemptAt = 0;
   private lastSentAt = 0;
   /** When the outstanding PINGREQ went out; -1: none outstanding (any inbound byte clears it). */
   private pingSentAt = -1;
@@ -384,6 +386,7 @@ export class LeanClient<Ctx> implements StreamOwner, Flushable {
 
   private openStream(): void {
     this.openedAt = -1;
+    this.attemptAt = this.timers.now();
     let stream: TaggedStream;
     let readyEvent: string;
     try {
@@ -597,7 +600,7 @@ export class LeanClient<Ctx> implements StreamOwner, Flushable {
     this.drain();
     if (this.keepaliveMs > 0) this.setTimer(this.keepaliveMs);
     else this.clearTimer();
-    this.handler.onConnect(this.ctx, p.sessionPresent, this.openedAt < 0 ? 0 : now - this.openedAt, reconnect);
+    this.handler.onConnect(this.ctx, p.sessionPresent, now - this.attemptAt, reconnect);
   }
 
   private resubscribe(): void {

@@ -50,7 +50,7 @@ export interface LeanClientOptions {
 }
 
 export interface LeanClientHandler<Ctx> {
-  /** CONNACK success. connectMs: socket open → CONNACK. reconnect: not the first successful connect. */
+  /** CONNACK success. connectMs: start of the attempt (before the TCP/TLS/WebSocket handshake) → CONNACK. reconnect: not the first successful connect. */
   onConnect(ctx: Ctx, sessionPresent: boolean, connectMs: number, reconnect: boolean): void;
   /** A connection attempt or an established connection ended. willRetry: a reconnect is scheduled. */
   onDisconnect(ctx: Ctx, cause: DisconnectCause, detail: string, wasConnected: boolean, willRetry: boolean): void;

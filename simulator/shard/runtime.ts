@@ -40,6 +40,13 @@ export interface ShardOptions {
   snapshotIntervalMs: number;
 }
 
+/** Sub-millisecond clock for connect times; one object shared by every client. */
+const clientTimers = {
+  now: preciseNowMs,
+  setTimeout: (fn: () => void, ms: number): unknown => setTimeout(fn, ms),
+  clearTimeout: (handle: unknown): void => clearTimeout(handle as NodeJS.Timeout),
+};
+
 /** Messages a device may still have waiting in its client when the run stops; beyond this a publish is refused. */
 const MAX_QUEUED = 1000;
 /** How long a stopping device waits for its last acknowledgements before it disconnects anyway. */
@@ -299,6 +306,7 @@ export class ShardRuntime implements PublicationHost {
       connectTimeoutMs: target.connectTimeoutMs,
       reconnect: { enabled: true, ...fleet.reconnect },
       random: d.random,
+      timers: clientTimers,
     };
     if (target.username !== undefined) options.username = target.username;
     if (target.password !== undefined) options.password = target.password;
