@@ -7,6 +7,7 @@
  * listener. Durations are plain numbers of seconds. Flags are the kebab-case forms of the same names
  * (`maxPacketSize` → `--max-packet-size`) and override the file.
  */
+import { closestMatch, editDistance } from '../common/edit-distance.js';
 import { readFileSync } from 'node:fs';
 import { LineCounter, isMap, isScalar, isSeq, parseDocument } from 'yaml';
 import type { ListenerSpec, ListenerType, TlsOptions } from './listeners/types.js';
@@ -257,33 +258,9 @@ function normalizeName(name: string): string {
   return name.toLowerCase().replace(/[^a-z0-9]/g, '');
 }
 
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let diagonal = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const above = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diagonal = above;
-    }
-  }
-  return row[b.length]!;
-}
-
 /** The option a mistyped or kebab-case/snake_case key most likely meant. */
 export function suggestKey(key: string): ConfigKey | undefined {
-  const wanted = normalizeName(key);
-  let best: ConfigKey | undefined;
-  let bestDistance = 3;
-  for (const candidate of configKeys) {
-    const d = editDistance(wanted, normalizeName(candidate));
-    if (d < bestDistance) {
-      best = candidate;
-      bestDistance = d;
-    }
-  }
-  return best;
+  return closestMatch(key, configKeys, 2, normalizeName);
 }
 
 function unknownKeyMessage(key: string): string {

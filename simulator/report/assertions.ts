@@ -3,6 +3,7 @@
  * parseAssertion reads the syntax, metricProblem checks a metric name when the scenario is loaded, and
  * evaluateAssertions judges them as a pure function of a RunResult.
  */
+import { closestMatch } from '../../common/edit-distance.js';
 import type { DisconnectCause, FleetCounters } from '../metrics/types.js';
 import { disconnectCauses } from '../metrics/types.js';
 import type { AssertionSpec } from '../scenario/types.js';
@@ -88,32 +89,9 @@ export function isKnownMetric(name: string): boolean {
   return metricInfo(name) !== undefined;
 }
 
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let diagonal = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const above = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diagonal = above;
-    }
-  }
-  return row[b.length]!;
-}
-
 /** The candidate closest to `name`, or undefined when none is reasonably close. */
 export function closest(name: string, candidates: readonly string[], maxDistance = Math.max(3, Math.floor(name.length / 3))): string | undefined {
-  let best: string | undefined;
-  let bestDistance = maxDistance + 1;
-  for (const candidate of candidates) {
-    const d = editDistance(name.toLowerCase(), candidate.toLowerCase());
-    if (d < bestDistance) {
-      best = candidate;
-      bestDistance = d;
-    }
-  }
-  return best;
+  return closestMatch(name, candidates, maxDistance);
 }
 
 /**

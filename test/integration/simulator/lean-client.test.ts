@@ -16,6 +16,7 @@ import { startBroker, withTimeout, type TestBroker } from '../../helpers/broker.
 import { createTestPki, type TestPki } from '../../helpers/certificates.js';
 import { killAllChildren, spawnChild } from '../../helpers/child-process.js';
 import { findOnPath, mosquittoBrokerPath, probes, requireProgram } from '../../helpers/external.js';
+import { createPrng } from '../../../simulator/scenario/prng.js';
 
 const WAIT_MS = 10_000;
 
@@ -86,17 +87,6 @@ const handler: LeanClientHandler<Device> = {
   },
 };
 
-/** A seeded PRNG (mulberry32) so reconnect delays replay. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const devices: Device[] = [];
 let idCounter = 0;
@@ -115,7 +105,7 @@ function device(url: string, options: Partial<LeanClientOptions> = {}, start = t
     maxQueued: 1000,
     connectTimeoutMs: 5000,
     reconnect: { enabled: false, initialDelayMs: 20, maxDelayMs: 200, multiplier: 2 },
-    random: seeded(idCounter),
+    random: createPrng(idCounter),
     ...options,
   }, handler, d);
   devices.push(d);

@@ -14,6 +14,7 @@ import { createHistogram, decodeHistogram, summarizeHistogram } from '../../../s
 import type { FleetCounters } from '../../../simulator/metrics/types.js';
 import type { FromShard, ShardResult } from '../../../simulator/shard/messages.js';
 import { requireBuilt } from '../../helpers/cli-process.js';
+import { withTimeout } from '../../helpers/broker.js';
 
 /** The fixture's own exports (it is plain JS, so typed here). */
 interface FixtureModule {
@@ -31,15 +32,6 @@ const fixtureUrl = new URL('../../fixtures/simulator/metrics-worker.mjs', import
 const SHARDS = 2;
 const FLEETS = ['sensors', 'plcs', 'consumers'];
 
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    promise,
-    new Promise<T>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
 
 interface Run {
   fixture: FixtureModule;
@@ -90,8 +82,8 @@ beforeAll(async () => {
     ports.push(port1);
     tasks.push(pool.run({ shard, shardCount: SHARDS, port: port2 }, { transferList: [port2] }) as Promise<ShardResult>);
   }
-  const results = await within(Promise.all(tasks), 20_000, 'the two metrics shards never returned their results');
-  await within(allRounds, 5_000, `not every snapshot arrived: ${snapshotsPerShard.join(', ')} per shard`);
+  const results = await withTimeout(Promise.all(tasks), 20_000, 'the two metrics shards never returned their results');
+  await withTimeout(allRounds, 5_000, `not every snapshot arrived: ${snapshotsPerShard.join(', ')} per shard`);
   for (const p of ports) p.close();
   run = { fixture, agg, results, threads, snapshotsPerShard };
 });

@@ -1,18 +1,8 @@
 /** Reconnect backoff: exponential growth, the cap, full jitter, and replay from a seed. */
 import { describe, expect, it } from 'vitest';
 import { Backoff, backoffCeiling, backoffDelay } from '../../../../simulator/client/backoff.js';
+import { createPrng } from '../../../../simulator/scenario/prng.js';
 
-/** mulberry32: a small seeded PRNG in [0, 1), enough to show the delays replay from a seed. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const policy = { initialDelayMs: 100, maxDelayMs: 5000, multiplier: 2 };
 
@@ -34,7 +24,7 @@ describe('backoff', () => {
 
   it('replays the same delays from the same seed, and different ones from another seed', () => {
     const run = (seed: number): number[] => {
-      const b = new Backoff(policy, seeded(seed));
+      const b = new Backoff(policy, createPrng(seed));
       return Array.from({ length: 12 }, () => b.next());
     };
     const first = run(42);
