@@ -180,6 +180,27 @@ export class RunAggregator {
   }
 
   /**
+   * Whether the generator was saturated over the run. One slow second (a GC pause, a burst of TLS
+   * handshakes) does not make a run saturated: it takes at least max(2, 5 %) of the timeline points
+   * during ramp-up, steady and ramp-down; prepare and drain do not count. Without timeline points (a run
+   * stopped before its first point), the worst shard sample decides.
+   */
+  private judgeSaturation(): { saturated: boolean; reasons: string[] } {
+    const active = this.timeline.filter((p) => p.phase === 'ramp-up' || p.phase === 'steady' || p.phase === 'ramp-down');
+    if (active.length === 0) {
+      const reasons = saturationReasons(this.worst);
+      return { saturated: reasons.length > 0, reasons };
+    }
+    const hot = active.filter((p) => p.generator.saturated);
+    if (hot.length < Math.max(2, Math.ceil(active.length * 0.05))) return { saturated: false, reasons: [] };
+    const worst = emptyHealth();
+    for (const p of hot) {
+      worseHealth(worst, { ...emptyHealth(), loopDelayP99Ms: p.generator.loopDelayP99Ms, scheduleSlipP99Ms: p.generator.scheduleSlipP99Ms, cpu: p.generator.cpu });
+    }
+    return { saturated: true, reasons: [`${hot.length} of ${active.length} seconds saturated`, ...saturationReasons(worst).map((r) => `up to ${r}`)] };
+  }
+
+  /**
    * The run's final numbers. Counters come from the shards' results (authoritative); a shard without a
    * result falls back to its last snapshot, with an error line saying so. Histograms are the shards'
    * cumulative ones, merged; ledgers are merged and summarized.
@@ -233,10 +254,10 @@ export class RunAggregator {
     const ledgers = mergeLedgers([...byShard.values()].map((r) => r.ledgers));
     const ledger = summarizeLedgers(ledgers);
 
-    const reasons = saturationReasons(this.worst);
+    const { saturated, reasons } = this.judgeSaturation();
     const slip = merged.get(histogramNames.slip) ?? createHistogram();
     const generator: RunResult['generator'] = {
-      saturated: reasons.length > 0,
+      saturated,
       reasons,
       loopDelayMaxMs: this.worst.loopDelayMaxMs,
       scheduleSlipP99Ms: percentileMs(slip, 99) ?? this.worst.scheduleSlipP99Ms,

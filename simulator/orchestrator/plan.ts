@@ -52,14 +52,15 @@ export function clientIdOf(scenario: Scenario, fleet: FleetSpec, index: number):
 }
 
 /**
- * When device `index` of a fleet connects, counted from t=0: spread at the fleet's connect rate, and
- * over the whole ramp-up when the ramp is longer than the rate needs. Consumers connect before t=0.
+ * When device `index` of a fleet connects, counted from t=0: at the fleet's connect rate when it has one
+ * (the fleet may finish connecting before ramp-up ends, or after it when the rate is slow); spread evenly
+ * over ramp-up when the rate is unlimited; all at t=0 when there is no ramp-up either. Consumers connect
+ * before t=0.
  */
 export function connectOffsetMs(scenario: Scenario, fleet: FleetSpec, index: number): number {
   if (fleet.model === 'consumer') return 0;
-  const byRate = Number.isFinite(fleet.connectRatePerSec) && fleet.connectRatePerSec > 0 ? 1000 / fleet.connectRatePerSec : 0;
-  const byRamp = scenario.phases.rampUpMs > 0 ? scenario.phases.rampUpMs / fleet.count : 0;
-  return Math.floor(index * Math.max(byRate, byRamp));
+  if (Number.isFinite(fleet.connectRatePerSec) && fleet.connectRatePerSec > 0) return Math.floor((index * 1000) / fleet.connectRatePerSec);
+  return scenario.phases.rampUpMs > 0 ? Math.floor((index * scenario.phases.rampUpMs) / fleet.count) : 0;
 }
 
 /** When device `index` stops publishing and disconnects: spread evenly over ramp-down; the end of the timeline otherwise. */

@@ -170,3 +170,27 @@ describe('RunAggregator.finish', () => {
     expect(out.generator).toEqual({ saturated: false, reasons: [], loopDelayMaxMs: 2, scheduleSlipP99Ms: 0.5 });
   });
 });
+
+describe('RunAggregator saturation over the run', () => {
+  const hot: GeneratorHealth = { ...calm, loopDelayP99Ms: 80, loopDelayMaxMs: 120 };
+
+  function run(saturatedAt: number[], phases: Array<'prepare' | 'ramp-up' | 'steady' | 'drain'>): ReturnType<RunAggregator['finish']> {
+    const agg = new RunAggregator(['f'], 1);
+    phases.forEach((phase, i) => {
+      agg.addSnapshot(0, snapshot((i + 1) * 1000, { f: counters({}) }, {}, saturatedAt.includes(i) ? hot : calm));
+      agg.point((i + 1) * 1000, phase);
+    });
+    return agg.finish([{ shard: 0, fleets: { f: counters({}) }, histograms: {}, ledgers: new ShardLedger().serialize(), errors: [] }]);
+  }
+
+  it('does not call a run saturated for one slow second, nor for slow prepare and drain seconds', () => {
+    expect(run([3], ['ramp-up', 'steady', 'steady', 'steady', 'steady', 'steady']).generator.saturated).toBe(false);
+    expect(run([0, 1, 6, 7], ['prepare', 'prepare', 'ramp-up', 'steady', 'steady', 'steady', 'drain', 'drain']).generator.saturated).toBe(false);
+  });
+
+  it('calls it saturated when at least two timeline seconds were, and says how many and how bad', () => {
+    const out = run([2, 4], ['ramp-up', 'steady', 'steady', 'steady', 'steady', 'steady']);
+    expect(out.generator.saturated).toBe(true);
+    expect(out.generator.reasons).toEqual(['2 of 6 seconds saturated', 'up to event-loop delay p99 80 ms > 50 ms']);
+  });
+});

@@ -61,10 +61,11 @@ describe('planDevices', () => {
     expect(planDevices(scenario, 3)).toEqual(plan);
   });
 
-  it('connects at the fleet rate or spread over the ramp, whichever is slower, and stops over ramp-down', () => {
+  it('connects at the fleet rate, spreads unlimited fleets over the ramp, and stops over ramp-down', () => {
     const [s, gw, , c] = scenario.fleets;
-    // 2/s → 500 ms apart; ramp 10 s over 10 devices → 1000 ms apart: the ramp wins.
-    expect([0, 1, 9].map((i) => connectOffsetMs(scenario, s!, i))).toEqual([0, 1000, 9000]);
+    // 2/s → 500 ms apart, even though the 10 s ramp would allow 1 s apart.
+    expect([0, 1, 9].map((i) => connectOffsetMs(scenario, s!, i))).toEqual([0, 500, 4500]);
+    // gw has no rate: its 3 devices are spread over the 10 s ramp.
     expect(connectOffsetMs(scenario, gw!, 2)).toBe(Math.floor((2 * 10_000) / 3));
     expect(connectOffsetMs(scenario, c!, 1)).toBe(0);
     expect([0, 9].map((i) => stopOffsetMs(scenario, s!, i))).toEqual([31_000, 40_000]);
