@@ -4,6 +4,7 @@
  * with its YAML path (exit 2).
  */
 import type { Argv, CommandModule } from 'yargs';
+import { describeChaosAction } from '../../simulator/orchestrator/chaos.js';
 import { loadScenario, ScenarioError } from '../../simulator/scenario/load.js';
 import type { FleetSpec, Scenario } from '../../simulator/scenario/types.js';
 import { formatDuration, formatRate } from '../../simulator/scenario/units.js';
@@ -83,6 +84,7 @@ export function formatScenarioSummary(scenario: Scenario, file: string): string 
     `fleets (${devices.toLocaleString('en-US')} devices):`,
     ...scenario.fleets.flatMap((f) => fleetLines(f, rates.perFleet[f.name] ?? 0)),
     `expected publish rate in steady state: ${rateText(rates.total)}`,
+    ...(scenario.chaos.length > 0 ? [`chaos: ${scenario.chaos.map((a) => `${formatDuration(a.atMs)} ${describeChaosAction(a)}`).join('; ')}`] : []),
     scenario.expect.length === 0 ? 'expect: nothing' : `expect: ${scenario.expect.map((e) => e.source).join('; ')}`,
   ];
   return lines.join('\n') + '\n';

@@ -173,6 +173,8 @@ export class LeanClient<Ctx> implements StreamOwner, Flushable {
   /** Reconnect attempts since the last successful CONNACK: the backoff exponent. */
   private attempt = 0;
   private everConnected = false;
+  /** No connection attempt starts before this (timers.now()): the network is partitioned (see cut()). */
+  private blockedUntil = 0;
   /** Outbound in-flight window for this connection: min(inflightWindow, server Receive Maximum, 65535). */
   private window = 0;
   private lastPacketId = 0;
@@ -328,6 +330,18 @@ export class LeanClient<Ctx> implements StreamOwner, Flushable {
     this.releaseStream();
   }
 
+  /**
+   * Chaos: drops the link at once like a cut cable — no DISCONNECT, so the broker fires the will — and
+   * reconnects with the usual backoff. onDisconnect reports `cause` when a connection or an attempt was
+   * cut. With holdMs > 0 the network stays unreachable that long: no attempt starts before it is back
+   * (also for a client not started yet), then the reconnect waits its backoff jitter.
+   */
+  cut(cause: DisconnectCause, detail: string, holdMs = 0): void {
+    if (this.current === 'closed') return;
+    if (holdMs > 0) this.blockedUntil = Math.max(this.blockedUntil, this.timers.now() + holdMs);
+    if (this.stream !== null) this.connectionLost(cause, detail);
+  }
+
   // ---------------------------------------------------------------------------------- state machine
 
   private transition(to: ClientState): void {
@@ -385,6 +399,14 @@ export class LeanClient<Ctx> implements StreamOwner, Flushable {
   // ---------------------------------------------------------------------------------- connection
 
   private openStream(): void {
+    const now = this.timers.now();
+    if (now < this.blockedUntil) {
+      // Partitioned: nothing to try until the network is back; then the backoff jitter, so a fleet
+      // coming back from a partition does not reconnect in lockstep.
+      this.transition('waiting');
+      this.setTimer(this.blockedUntil - now + backoffDelay(this.attempt++, this.options.reconnect, this.options.random));
+      return;
+    }
     this.openedAt = -1;
     this.attemptAt = this.timers.now();
     let stream: TaggedStream;

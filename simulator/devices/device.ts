@@ -65,6 +65,8 @@ export class Device {
   pending: Map<number, number> | null = null;
   /** When the last established connection dropped (for reconnect time); 0 when connected. */
   lostAtMs = 0;
+  /** Last time bytes arrived from the broker: a lost subscription may have ended at the broker any time after it. */
+  lastInboundMs = 0;
   everConnected = false;
   /** SUBACK seen since start (consumers report readiness on it). */
   subscribed = false;

@@ -1,5 +1,5 @@
 /** FleetCounters arithmetic: shards keep cumulative counters per fleet; the main thread sums them. */
-import { disconnectCauses, type DisconnectCause, type FleetCounters } from './types.js';
+import { disconnectCauses, type DisconnectCause, type FaultCounters, type FleetCounters } from './types.js';
 
 function zeroCauses(): Record<DisconnectCause, number> {
   const out = {} as Record<DisconnectCause, number>;
@@ -27,7 +27,12 @@ export function emptyFleetCounters(devices = 0): FleetCounters {
     droppedOffline: 0,
     bytesOut: 0,
     bytesIn: 0,
+    faults: emptyFaultCounters(),
   };
+}
+
+export function emptyFaultCounters(): FaultCounters {
+  return { disconnects: 0, resets: 0, halfOpen: 0, slowCloses: 0, refused: 0, stalls: 0 };
 }
 
 type Triple = [number, number, number];
@@ -58,6 +63,15 @@ export function addCounters(into: FleetCounters, from: FleetCounters): FleetCoun
   into.droppedOffline += from.droppedOffline;
   into.bytesOut += from.bytesOut;
   into.bytesIn += from.bytesIn;
+  if (from.faults !== undefined) {
+    const f = (into.faults ??= emptyFaultCounters());
+    f.disconnects += from.faults.disconnects;
+    f.resets += from.faults.resets;
+    f.halfOpen += from.faults.halfOpen;
+    f.slowCloses += from.faults.slowCloses;
+    f.refused += from.faults.refused;
+    f.stalls += from.faults.stalls;
+  }
   return into;
 }
 

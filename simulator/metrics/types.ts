@@ -49,6 +49,21 @@ export interface FleetCounters {
   droppedOffline: number;
   bytesOut: number;
   bytesIn: number;
+  /** Network faults of the fleet's links (simulator/faults); absent in counters from before they existed. */
+  faults?: FaultCounters;
+}
+
+/** Link events of fleets with a `network:`. */
+export interface FaultCounters {
+  /** Failures that cut a live connection (resets + halfOpen + slowCloses). */
+  disconnects: number;
+  resets: number;
+  halfOpen: number;
+  slowCloses: number;
+  /** Connection attempts refused because the device's network was down. */
+  refused: number;
+  /** Segments "lost" and delivered after a retransmission stall. */
+  stalls: number;
 }
 
 /** The generator's own health, so a saturated generator is reported instead of blamed on the broker. */

@@ -20,7 +20,10 @@ import { runResultSchemaVersion, type RunResult, type TimelinePoint } from '../r
 import { reportDirFor, writeRunResult } from '../report/write-run.js';
 import type { Scenario, TargetSpec } from '../scenario/types.js';
 import type { FromShard, ShardResult, ShardTask, ToShard } from '../shard/messages.js';
+import { ChaosTimeline, chaosWorkingDir } from './chaos.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from './embedded-broker.js';
+import { buildCatalogs } from '../verify/catalog.js';
+import { checkDeliveries, emptyCheckerResult, type CheckerResult } from '../verify/checker.js';
 import { captureEnvironment, checkFileLimit } from './environment.js';
 import { planDevices } from './plan.js';
 
@@ -98,6 +101,9 @@ export async function checkReachable(target: TargetSpec): Promise<void> {
   );
 }
 
+/** How long after a snapshot boundary the orchestrator takes its timeline point (snapshots in flight arrive first). */
+const TICK_LAG_MS = 250;
+
 function phaseAt(scenario: Scenario, atMs: number): TimelinePoint['phase'] {
   const { rampUpMs, steadyMs } = scenario.phases;
   if (atMs < 0) return 'prepare';
@@ -126,6 +132,17 @@ function bounded<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
       timer = setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms);
     }),
   ]).finally(() => clearTimeout(timer));
+}
+
+/** The delivery checker over the merged ledgers; a failure inside it is reported in the result, never fatal to the run. */
+function runChecker(scenario: Scenario, protocolVersion: 4 | 5, ledgers: Parameters<typeof checkDeliveries>[0], outcome: RunResult['outcome']): CheckerResult {
+  try {
+    const checker = checkDeliveries(ledgers, buildCatalogs(scenario, protocolVersion));
+    if (outcome !== 'completed') checker.notes.unshift(`the run ended ${outcome} without draining: losses near the end may be messages still in flight`);
+    return checker;
+  } catch (err) {
+    return emptyCheckerResult(1000, `the delivery checker failed: ${err instanceof Error ? err.message : String(err)} (please report this)`);
+  }
 }
 
 export async function runScenario(input: Scenario, options: RunOptions): Promise<RunOutcome> {
@@ -179,6 +196,13 @@ export async function runScenario(input: Scenario, options: RunOptions): Promise
   };
   let epochMs = 0;
   const nowAt = (): number => (epochMs === 0 ? -1 : Date.now() - epochMs);
+  const chaos = new ChaosTimeline(scenario.chaos ?? [], {
+    broker,
+    broadcast,
+    event: (e) => reporter.event(e),
+    fleetSizes: Object.fromEntries(scenario.fleets.map((f) => [f.name, f.count])),
+    cwd: chaosWorkingDir(scenario.sourceFile),
+  });
 
   const onShardMessage = (m: FromShard): void => {
     switch (m.type) {
@@ -235,8 +259,7 @@ export async function runScenario(input: Scenario, options: RunOptions): Promise
 
   let ticker: NodeJS.Timeout | null = null;
   let lastPhase = '';
-  const tick = (): void => {
-    const atMs = nowAt();
+  const tick = (atMs = nowAt()): void => {
     const phase = phaseAt(scenario, atMs);
     if (phase !== lastPhase) {
       lastPhase = phase;
@@ -266,7 +289,17 @@ export async function runScenario(input: Scenario, options: RunOptions): Promise
 
       epochMs = Date.now() + 50;
       broadcast({ type: 'start', epochMs });
-      ticker = setInterval(tick, snapshotIntervalMs);
+      chaos.start(epochMs);
+      // Points are taken a little after each snapshot boundary (epoch + k × interval), when every shard's
+      // snapshot for that boundary has arrived, and are stamped with the boundary itself.
+      const nextTick = (): void => {
+        const k = Math.floor((Date.now() - epochMs) / snapshotIntervalMs) + 1;
+        ticker = setTimeout(() => {
+          tick(k * snapshotIntervalMs);
+          nextTick();
+        }, epochMs + k * snapshotIntervalMs + TICK_LAG_MS - Date.now());
+      };
+      nextTick();
       const timelineEnd = delay(epochMs + scenario.durationMs - Date.now(), timers);
       await Promise.race([timelineEnd, failed, abortPromise]);
     }
@@ -289,14 +322,16 @@ export async function runScenario(input: Scenario, options: RunOptions): Promise
     if (aborted) outcome = 'aborted';
     broadcast({ type: aborted ? 'abort' : 'finish' });
     results = await bounded(Promise.race([Promise.all(tasks), failed]), 20_000, 'every shard finishing');
+    await chaos.stop();
     if (ticker) {
-      clearInterval(ticker);
+      clearTimeout(ticker);
       ticker = null;
       tick();
     }
   } catch (err) {
     for (const t of timers) clearTimeout(t);
-    if (ticker) clearInterval(ticker);
+    if (ticker) clearTimeout(ticker);
+    await chaos.stop();
     broadcast({ type: 'abort' });
     await bounded(Promise.allSettled(tasks), 10_000, 'shards stopping').catch(() => undefined);
     await pool.destroy().catch(() => undefined);
@@ -310,6 +345,7 @@ export async function runScenario(input: Scenario, options: RunOptions): Promise
   for (const port of ports) port.close();
 
   const merged = aggregator.finish(results);
+  const checker = runChecker(scenario, target.protocolVersion, merged.ledgers, outcome);
   let brokerInfo: RunResult['broker'];
   if (broker) {
     const stats = broker.stats();
@@ -324,6 +360,7 @@ export async function runScenario(input: Scenario, options: RunOptions): Promise
     environment: captureEnvironment(workers),
     target: { embedded: broker !== null, urls: target.urls, protocolVersion: target.protocolVersion },
     startedAt: startedAt.toISOString(),
+    ...(epochMs !== 0 ? { timelineStartedAt: new Date(epochMs).toISOString() } : {}),
     finishedAt: new Date().toISOString(),
     outcome,
     totals: merged.totals,
@@ -332,11 +369,13 @@ export async function runScenario(input: Scenario, options: RunOptions): Promise
     histograms: merged.histograms,
     timeline: aggregator.timeline,
     ledger: merged.ledger,
+    checker,
     generator: merged.generator,
     assertions: [],
     verdict: 'fail',
     errors: [...errors, ...merged.errors],
     disconnectCauses: disconnects,
+    chaos: chaos.records,
   };
   if (brokerInfo) result.broker = brokerInfo;
   result.assertions = evaluateAssertions(scenario.expect, result);

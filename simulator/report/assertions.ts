@@ -27,6 +27,15 @@ const qosField: Record<QosCounter, 'published' | 'acknowledged' | 'rejected' | '
   published: 'published', acknowledged: 'acknowledged', rejected: 'rejected', delivered: 'delivered', duplicated: 'duplicates', reordered: 'reordered',
 };
 
+/**
+ * Per-QoS classes from the delivery checker (RunResult.checker, by effective QoS). `duplicated` stays
+ * with the counters above: they count duplicates at the QoS of the delivery, which is the effective QoS.
+ */
+const checkerQosCounters = ['lost', 'expired', 'indeterminate'] as const;
+type CheckerQosCounter = (typeof checkerQosCounters)[number];
+/** Checker totals: the classes summed over QoS, and `violations` (every breach of the MQTT contract). */
+const checkerTotals = [...checkerQosCounters, 'violations'] as const;
+
 /** Totals (summed over QoS where the counter is per QoS). */
 const totalCounters = [
   'published', 'acknowledged', 'rejected', 'delivered', 'duplicated', 'reordered', 'connectAttempts', 'connects', 'connectFailures',
@@ -39,6 +48,8 @@ const counterMetrics: string[] = [
   ...totalCounters,
   ...[0, 1, 2].flatMap((q) => qosCounters.map((c) => `qos${q}.${c}`)),
   ...disconnectCauses.map((cause) => `disconnects.${cause}`),
+  ...checkerTotals,
+  ...[0, 1, 2].flatMap((q) => checkerQosCounters.map((c) => `qos${q}.${c}`)),
 ];
 
 /** The catalog of metric names (besides `fleets.<fleet>.<counter>`, which takes every counter name). */
@@ -53,17 +64,6 @@ export const knownMetrics: readonly MetricInfo[] = [
 
 const byName = new Map(knownMetrics.map((m) => [m.name, m]));
 const FLEET_PREFIX = 'fleets.';
-
-/**
- * Metrics that belong to the delivery checker (a later issue). The only place that knows they are
- * missing: delete this function and its two callers' branches when the checker lands.
- */
-function notBuiltYetMessage(metric: string): string | undefined {
-  const match = /^(?:fleets\..+?\.)?(qos[012]\.|)(lost|expired|indeterminate)$/.exec(metric);
-  if (match === null) return undefined;
-  const name = match[1] === '' ? `qosN.${match[2]}` : `${match[1]}${match[2]}`;
-  return `${name} is computed by the delivery checker, which is not built yet`;
-}
 
 /** Splits `fleets.<fleet>.<counter>`; the fleet name may itself contain dots. */
 function splitFleetMetric(metric: string): { fleet: string; counter: string } | undefined {
@@ -99,8 +99,6 @@ export function closest(name: string, candidates: readonly string[], maxDistance
  * reason with the closest known metric.
  */
 export function metricProblem(metric: string, fleetNames?: readonly string[]): string | null {
-  const pending = notBuiltYetMessage(metric);
-  if (pending !== undefined) return pending;
   if (byName.has(metric)) return null;
   const split = splitFleetMetric(metric);
   if (split !== undefined) {
@@ -221,9 +219,26 @@ function counterValue(counters: FleetCounters, counter: string): number | undefi
   }
 }
 
+/**
+ * A delivery-checker metric (`lost`, `qos1.indeterminate`, `violations`, ...) for the run or one
+ * subscriber fleet; undefined when `counter` is not one.
+ */
+function checkerValue(result: RunResult, fleet: string | undefined, counter: string): Lookup | undefined {
+  const qos = /^qos([012])\.(.+)$/.exec(counter);
+  const name = qos === null ? counter : qos[2]!;
+  const isChecker = qos === null ? (checkerTotals as readonly string[]).includes(name) : (checkerQosCounters as readonly string[]).includes(name);
+  if (!isChecker) return undefined;
+  const checker = result.checker;
+  if (checker === undefined) return { noData: `no data for ${counter} (this run.json has no delivery checker result)` };
+  if (fleet !== undefined && checker.subscribers[fleet] === undefined) return { value: 0 }; // the fleet subscribes to nothing
+  const byQos = fleet === undefined ? checker.byQos : checker.subscribers[fleet]!.byQos;
+  if (name === 'violations') return { value: fleet === undefined ? checker.violations.total : checker.subscribers[fleet]!.violations };
+  const cls = name as CheckerQosCounter;
+  if (qos !== null) return { value: byQos[Number(qos[1])]![cls] };
+  return { value: byQos[0][cls] + byQos[1][cls] + byQos[2][cls] };
+}
+
 function lookup(metric: string, result: RunResult): Lookup {
-  const pending = notBuiltYetMessage(metric);
-  if (pending !== undefined) return { unknown: pending };
   const latency = /^latency\.(.+)\.([a-z0-9]+)$/.exec(metric);
   if (latency !== null && (latencyHistograms as readonly string[]).includes(latency[1]!) && (latencyStats as readonly string[]).includes(latency[2]!)) {
     const histogram = latency[1]!;
@@ -250,9 +265,13 @@ function lookup(metric: string, result: RunResult): Lookup {
   if (fleet !== undefined) {
     const counters = result.fleets[fleet.fleet];
     if (counters === undefined) return { unknown: `the run has no fleet named ${JSON.stringify(fleet.fleet)}` };
+    const checked = checkerValue(result, fleet.fleet, fleet.counter);
+    if (checked !== undefined) return checked;
     const value = counterValue(counters, fleet.counter);
     return value === undefined ? { unknown: `unknown metric ${metric}` } : { value };
   }
+  const checked = byName.has(metric) ? checkerValue(result, undefined, metric) : undefined;
+  if (checked !== undefined) return checked;
   const value = byName.has(metric) ? counterValue(result.totals, metric) : undefined;
   return value === undefined ? { unknown: metricProblem(metric) ?? `unknown metric ${metric}` } : { value };
 }

@@ -2,8 +2,9 @@
  * run.json: the versioned result of one run. Reporters (plain, later dashboard/HTML/JUnit) and
  * `compare` read only this shape. Bump runResultSchemaVersion on any incompatible change.
  */
-import type { Scenario } from '../scenario/types.js';
+import type { ChaosAction, Scenario } from '../scenario/types.js';
 import type { DisconnectCause, FleetCounters } from '../metrics/types.js';
+import type { CheckerResult } from '../verify/checker.js';
 
 export const runResultSchemaVersion = 1;
 
@@ -54,6 +55,19 @@ export interface AssertionResult {
   message: string;
 }
 
+/** One action of the chaos timeline as it happened. */
+export interface ChaosRecord {
+  /** When it started, ms from the start of the timeline. */
+  atMs: number;
+  action: ChaosAction['kind'];
+  /** ok: done as asked; failed: it could not be done or the command failed (detail says why); the run went on. */
+  outcome: 'ok' | 'failed';
+  /** What happened: pids, the fleet and its devices, the command's exit code and first lines of output. */
+  detail: string;
+  /** When it was over (broker back, partition lifted, command exited), ms from the start of the timeline. */
+  endMs?: number;
+}
+
 export interface RunResult {
   schemaVersion: number;
   tool: { name: 'mqtt-sim'; version: string };
@@ -71,6 +85,8 @@ export interface RunResult {
   };
   target: { embedded: boolean; urls: string[]; protocolVersion: 4 | 5 };
   startedAt: string;
+  /** Wall-clock time of t=0 of the timeline (every atMs counts from it); absent when the timeline never started. */
+  timelineStartedAt?: string;
   finishedAt: string;
   /** How the run ended. */
   outcome: 'completed' | 'aborted' | 'unreachable' | 'error';
@@ -82,8 +98,15 @@ export interface RunResult {
   histograms: Record<string, string>;
   timeline: TimelinePoint[];
   ledger: LedgerSummary;
+  /**
+   * The delivery-guarantee checker's classification per QoS and subscriber fleet (simulator/verify/checker.ts).
+   * Always written by runs since the checker exists; absent in older run.json files (same schema version).
+   */
+  checker?: CheckerResult;
   generator: { saturated: boolean; reasons: string[]; loopDelayMaxMs: number; scheduleSlipP99Ms: number };
   broker?: { embedded: true; pid: number; cpuSeconds: number; peakRssBytes: number; version: string };
+  /** The chaos timeline as it happened, in start order. */
+  chaos: ChaosRecord[];
   assertions: AssertionResult[];
   /** 'pass' when every assertion passed and the run completed. */
   verdict: 'pass' | 'fail';

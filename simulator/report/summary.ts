@@ -184,6 +184,36 @@ function disconnectsLine(result: RunResult): string | null {
   return `${label('Disconnects')}${causes.map(([cause, n]) => `${cause} ${formatCount(n)}`).join(', ')}`;
 }
 
+/** Examples printed under the guarantees table (run.json keeps more). */
+const SUMMARY_EXAMPLES = 5;
+
+/** The delivery checker's verdict, its classes per effective QoS and the first violations; none for an older run.json. */
+function guaranteeLines(result: RunResult): string[] | null {
+  const c = result.checker;
+  if (c === undefined) return null;
+  const v = c.violations;
+  const kinds = (['lost', 'duplicated', 'reordered'] as const).filter((k) => v.byKind[k] > 0).map((k) => `${k} ${formatCount(v.byKind[k])}`);
+  const how = `checked in ${formatMs(c.checkMs)}, margin ${formatDuration(c.marginMs)}`;
+  const head =
+    c.verdict === 'pass' ? `PASS: no breach of the MQTT delivery contract (${how})`
+    : c.verdict === 'fail' ? `FAIL: ${formatCount(v.total)} violation${v.total === 1 ? '' : 's'} (${kinds.join(', ')}; ${how})`
+    : `UNCHECKED: ${c.notes[0] ?? 'no records to judge'}`;
+  const rows = c.byQos
+    .map((k, q) => [`qos${q}`, formatCount(k.delivered), formatCount(k.lost), formatCount(k.duplicated), formatCount(k.reordered), formatCount(k.expired), formatCount(k.indeterminate)])
+    .filter((_, q) => Object.values(c.byQos[q]!).some((n) => n > 0));
+  const lines = [`${label('Guarantees')}${head}`];
+  if (rows.length > 0) lines.push(...formatTable(['qos', 'delivered', 'lost', 'dup', 'reordered', 'expired', 'indeterminate'], rows));
+  const shown = c.examples.slice(0, SUMMARY_EXAMPLES);
+  if (shown.length > 0) {
+    lines.push(`  first violations${v.total > shown.length ? ` (${shown.length} of ${formatCount(v.total)}; more in run.json)` : ''}:`);
+    for (const e of shown) {
+      const to = e.group ?? e.subscriberClientId ?? '?';
+      lines.push(`    ${e.kind} qos${e.qos} ${e.publisherClientId} → ${to} ${e.topic}${e.seq === null ? '' : ` seq ${e.seq}`}: ${e.detail}`);
+    }
+  }
+  return lines;
+}
+
 function assertionLines(assertions: readonly AssertionResult[]): string[] {
   if (assertions.length === 0) return ['Assertions: none'];
   const width = Math.max(...assertions.map((a) => a.source.length));
@@ -209,6 +239,8 @@ export function verdictLine(result: RunResult): string {
 
 export function formatSummary(result: RunResult): string {
   const sections: string[][] = [header(result), fleetTable(result), latencyTable(result)];
+  const guarantees = guaranteeLines(result);
+  if (guarantees !== null) sections.push(guarantees);
   const health = [generatorLine(result), brokerLine(result), disconnectsLine(result)].filter((l): l is string => l !== null);
   sections.push(health);
   if (result.errors.length > 0) sections.push(['Errors', ...result.errors.map((e) => `  ${e}`)]);

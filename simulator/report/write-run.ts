@@ -137,5 +137,8 @@ export function readRunResult(path: string): RunResult {
   const missing = requiredFields.filter((f) => !(f in data));
   if (missing.length > 0) throw new Error(`${path} is not a complete run.json: missing ${missing.join(', ')}`);
   reviveScenarioNumbers(data['scenario']);
+  // Written before the chaos timeline existed (same schema version: the field was added, nothing changed).
+  if (!Array.isArray(data['chaos'])) data['chaos'] = [];
+  if (isRecord(data['scenario']) && !Array.isArray(data['scenario']['chaos'])) data['scenario']['chaos'] = [];
   return data as unknown as RunResult;
 }

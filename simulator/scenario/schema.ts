@@ -14,10 +14,12 @@ import { parseSharedFilter, topicFilterProblem, topicMatches, topicNameProblem }
 import { AssertionSyntaxError, assertionUnitProblem, closest, metricProblem, parseAssertion } from '../report/assertions.js';
 import { builtinPlaceholders, compileTemplate, hasPlaceholders, resolveAttributes, templateProblem, type TemplateVars } from './templates.js';
 import type {
-  AssertionSpec, AttributeSpec, CommandSpec, DeviceModel, FleetSpec, GeneratorSpec, PayloadSpec, Phases, PublishSpec, Scenario,
+  AssertionSpec, AttributeSpec, ChaosAction, CommandSpec, DeviceModel, FleetSpec, GeneratorSpec, PayloadSpec, Phases, PublishSpec, Scenario,
   SubscriptionSpec, TargetSpec, TlsSpec, WillSpec,
 } from './types.js';
 import { describeValue, formatDuration, parseDuration, parsePercentage, parseRate, type Parsed } from './units.js';
+import { isPresetName, resolveProfile, type NetworkProfile } from '../faults/profile.js';
+import { parseNetworkSpec, unknownPresetMessage } from '../faults/network-spec.js';
 
 export interface ScenarioIssue {
   /** YAML path like `fleets[1].publish.qos`; empty for the document as a whole. */
@@ -410,6 +412,14 @@ const checkPayload: Check<PayloadSpec> = (v, report) => {
   return valid ? { kind: 'json', fields: out } : INVALID;
 };
 
+/** A `networks:` entry: a preset name or a mapping of overrides (simulator/faults/network-spec.ts). */
+const checkNetwork: Check<NetworkProfile> = (v, report) => {
+  const r = parseNetworkSpec(v);
+  if (r.ok) return r.profile;
+  for (const issue of r.issues) report(issue.message, issue.path.length > 0 ? issue.path : undefined);
+  return INVALID;
+};
+
 const checkAssertion: Check<AssertionSpec> = (v, report) => {
   if (typeof v !== 'string') {
     report(`expected an assertion like "latency.e2e.p99 < 500ms", got ${describeValue(v)}`);
@@ -520,6 +530,7 @@ const commonFleetShape = {
   sourceAddresses: z.array(leaf(checkIp)).optional(),
   reconnect: mapping({ initialDelay: duration.optional(), maxDelay: duration.optional(), multiplier: leaf(checkMultiplier).optional() }).optional(),
   target: urlList.optional(),
+  network: leaf(checkName).optional(),
 };
 
 const fleetSchema = mapping({
@@ -548,6 +559,28 @@ const consumerSchema = mapping({
   reply: 'reply is for plc fleets under fleets:',
 });
 
+/** Broker operations of a chaos entry (`broker: kill`). */
+const brokerOperations = ['kill', 'restart', 'pause'] as const;
+type BrokerOperation = (typeof brokerOperations)[number];
+const checkBrokerOperation: Check<BrokerOperation> = (v, report) => {
+  if (typeof v === 'string' && (brokerOperations as readonly string[]).includes(v)) return v as BrokerOperation;
+  const near = typeof v === 'string' ? closest(v, brokerOperations) : undefined;
+  report(`expected kill, restart or pause, got ${describeValue(v)}${near !== undefined ? `; did you mean ${near}?` : ''}`);
+  return INVALID;
+};
+
+/** One action per entry; which keys go with which action is checked in normalizeChaos. */
+const chaosEntrySchema = mapping({
+  at: required(checkDuration, 'at: 30s'),
+  broker: leaf(checkBrokerOperation).optional(),
+  exec: text.optional(),
+  partition: leaf(checkName).optional(),
+  reconnectStorm: leaf(checkName).optional(),
+  downtime: duration.optional(),
+  duration: duration.optional(),
+  timeout: duration.optional(),
+}, { kill: 'write broker: kill', restart: 'write broker: restart', pause: 'write broker: pause' });
+
 export const scenarioDocumentSchema = mapping({
   name: required(checkName, 'name: smoke'),
   description: text.optional(),
@@ -558,6 +591,8 @@ export const scenarioDocumentSchema = mapping({
   phases: mapping({ rampUp: duration.optional(), steady: duration.optional(), rampDown: duration.optional() }).optional(),
   fleets: z.array(fleetSchema).optional(),
   consumers: z.array(consumerSchema).optional(),
+  networks: z.record(z.string(), leaf(checkNetwork)).optional(),
+  chaos: z.array(chaosEntrySchema).optional(),
   expect: z.array(leaf(checkAssertion)).optional(),
 });
 
@@ -565,6 +600,7 @@ type Document = z.output<typeof scenarioDocumentSchema>;
 type FleetEntry = z.output<typeof fleetSchema>;
 type ConsumerEntry = z.output<typeof consumerSchema>;
 type PublishEntry = z.output<typeof publishSchema>;
+type ChaosEntry = z.output<typeof chaosEntrySchema>;
 
 // ---------------------------------------------------------------------------------------------------
 // zod issues → ScenarioIssue
@@ -889,6 +925,26 @@ function checkClientIds(issues: Issues, located: Array<Located<FleetEntry | Cons
   }
 }
 
+/** Checks network names and gives every fleet with `network:` its resolved profile (a `networks:` entry or a preset). */
+function normalizeNetworks(issues: Issues, doc: Document, located: Array<Located<FleetEntry | ConsumerEntry>>): Record<string, NetworkProfile> | undefined {
+  const declared = doc.networks;
+  for (const name of Object.keys(declared ?? {})) {
+    if (!NAME.test(name)) issues.add(`networks[${JSON.stringify(name)}]`, "network names are letters, digits, '.', '_' or '-'");
+  }
+  for (const { entry, spec, path } of located) {
+    const name = entry.network;
+    if (name === undefined) continue;
+    const profile = declared !== undefined && Object.hasOwn(declared, name) ? declared[name]! : isPresetName(name) ? resolveProfile(name) : undefined;
+    if (profile === undefined) {
+      issues.add(`${path}.network`, unknownPresetMessage(name, Object.keys(declared ?? {})));
+      continue;
+    }
+    spec.network = profile;
+    spec.networkName = name;
+  }
+  return declared;
+}
+
 function automaticRampUpMs(fleets: FleetSpec[]): number {
   let longest = 0;
   for (const f of fleets) if (Number.isFinite(f.connectRatePerSec)) longest = Math.max(longest, Math.ceil((f.count / f.connectRatePerSec) * 1000));
@@ -979,6 +1035,82 @@ function normalizeTarget(issues: Issues, doc: Document, options: NormalizeOption
   return target;
 }
 
+const chaosExample = '{ at: 30s, broker: kill }, { at: 30s, exec: "systemctl restart mosquitto" }, { at: 30s, partition: <fleet>, duration: 10s } or { at: 30s, reconnectStorm: <fleet> }';
+const defaultChaosDowntimeMs = 1000;
+const defaultExecTimeoutMs = 30_000;
+
+/** The chaos timeline: one action per entry, options that fit it, times within the duration, fleets that exist. */
+function normalizeChaos(issues: Issues, entries: ChaosEntry[], durationMs: number, fleetNames: string[], target: TargetSpec | null): ChaosAction[] {
+  const actions: ChaosAction[] = [];
+  entries.forEach((entry, i) => {
+    const path = `chaos[${i}]`;
+    const given = (['broker', 'exec', 'partition', 'reconnectStorm'] as const).filter((k) => entry[k] !== undefined);
+    if (given.length !== 1) {
+      issues.add(path, given.length === 0
+        ? `give one action: broker (kill, restart or pause), exec, partition or reconnectStorm, e.g. ${chaosExample}`
+        : `one action per entry, got ${given.join(' and ')}; split them into ${given.length} entries`);
+      return;
+    }
+    const action = given[0]!;
+    const label = action === 'broker' ? `broker: ${entry.broker}` : action;
+    let valid = true;
+    if (entry.at >= durationMs) {
+      issues.add(`${path}.at`, `${formatDuration(entry.at)} is not within the timeline (duration ${formatDuration(durationMs)}); give a time below ${formatDuration(durationMs)}`);
+      valid = false;
+    }
+    const allowed = (key: 'downtime' | 'duration' | 'timeout', ok: boolean, usage: string): void => {
+      if (entry[key] === undefined) return;
+      if (!ok) {
+        issues.add(`${path}.${key}`, `${key} does not apply to ${label}; ${usage}`);
+        valid = false;
+      } else if (entry[key] <= 0) {
+        issues.add(`${path}.${key}`, `expected a duration above 0, e.g. ${key}: 5s`);
+        valid = false;
+      }
+    };
+    allowed('downtime', entry.broker === 'kill', 'it is how long a killed broker stays down (broker: kill)');
+    allowed('duration', entry.broker === 'pause' || action === 'partition', 'it is how long a broker: pause or a partition lasts');
+    allowed('timeout', action === 'exec', 'it bounds an exec command');
+    if ((entry.broker === 'pause' || action === 'partition') && entry.duration === undefined) {
+      issues.add(`${path}.duration`, `required for ${label}; for example duration: 10s`);
+      valid = false;
+    }
+    if (action === 'broker' && target !== null) {
+      issues.add(`${path}.broker`, 'broker actions act on the embedded broker, but this run has a target (in the scenario or --target); for an external broker use exec with the command that does it, e.g. { at: 30s, exec: "systemctl restart mosquitto" }');
+      valid = false;
+    }
+    if (action === 'exec' && entry.exec!.trim() === '') {
+      issues.add(`${path}.exec`, 'expected a shell command, got an empty text');
+      valid = false;
+    }
+    const fleet = entry.partition ?? entry.reconnectStorm;
+    if (fleet !== undefined && !fleetNames.includes(fleet)) {
+      const near = closest(fleet, fleetNames);
+      issues.add(`${path}.${action}`, `no fleet or consumer named ${JSON.stringify(fleet)}; ${near !== undefined ? `did you mean ${near}?` : `the names are ${fleetNames.join(', ')}`}`);
+      valid = false;
+    }
+    if (!valid) return;
+    const atMs = entry.at;
+    switch (action) {
+      case 'broker':
+        if (entry.broker === 'kill') actions.push({ kind: 'broker-kill', atMs, downtimeMs: entry.downtime ?? defaultChaosDowntimeMs });
+        else if (entry.broker === 'restart') actions.push({ kind: 'broker-restart', atMs });
+        else actions.push({ kind: 'broker-pause', atMs, durationMs: entry.duration! });
+        break;
+      case 'exec':
+        actions.push({ kind: 'exec', atMs, command: entry.exec!, timeoutMs: entry.timeout ?? defaultExecTimeoutMs });
+        break;
+      case 'partition':
+        actions.push({ kind: 'partition', atMs, fleet: fleet!, durationMs: entry.duration! });
+        break;
+      case 'reconnectStorm':
+        actions.push({ kind: 'reconnect-storm', atMs, fleet: fleet! });
+        break;
+    }
+  });
+  return actions;
+}
+
 /** Validates a parsed YAML document and normalizes it into a Scenario. */
 export function scenarioFromDocument(document: unknown, options: NormalizeOptions): ScenarioParse {
   if (document === null || document === undefined) {
@@ -1007,6 +1139,7 @@ export function scenarioFromDocument(document: unknown, options: NormalizeOption
     else seen.set(spec.name, path);
   }
   for (const consumer of consumers) normalizeCommands(issues, consumer, fleets, seed);
+  const networks = normalizeNetworks(issues, doc, all);
   checkClientIds(issues, all, seed);
 
   const specs = all.map((l) => l.spec);
@@ -1014,6 +1147,7 @@ export function scenarioFromDocument(document: unknown, options: NormalizeOption
   const target = normalizeTarget(issues, doc, options);
 
   const names = specs.map((s) => s.name);
+  const chaos = normalizeChaos(issues, doc.chaos ?? [], durationMs, names, target);
   const expect = doc.expect ?? [];
   expect.forEach((assertion, i) => {
     const problem = metricProblem(assertion.metric, names) ?? assertionUnitProblem(assertion.source, assertion.metric);
@@ -1030,7 +1164,9 @@ export function scenarioFromDocument(document: unknown, options: NormalizeOption
     phases,
     drainMs: doc.drain ?? scenarioDefaults.drainMs,
     fleets: specs,
+    chaos,
     expect,
+    ...(networks !== undefined ? { networks } : {}),
     ...(options.sourceFile !== undefined ? { sourceFile: options.sourceFile } : {}),
   };
   return { ok: true, scenario };

@@ -5,6 +5,7 @@
  * `sine(800,40,60s)`) lives in schema.ts.
  */
 import type { QoS } from '../../protocol/packets.js';
+import type { NetworkProfile } from '../faults/profile.js';
 
 export const scenarioFormatVersion = 1;
 
@@ -22,7 +23,11 @@ export interface Scenario {
   drainMs: number;
   /** Device fleets and consumers, in file order (consumers after fleets), names unique. */
   fleets: FleetSpec[];
+  /** The chaos timeline, in file order. */
+  chaos: ChaosAction[];
   expect: AssertionSpec[];
+  /** Named networks of the `networks:` section, resolved (present when the file has that section). */
+  networks?: Record<string, NetworkProfile>;
   /** Absolute path of the file it came from, when it came from a file. */
   sourceFile?: string;
 }
@@ -155,6 +160,10 @@ export interface FleetSpec {
   reconnect: { initialDelayMs: number; maxDelayMs: number; multiplier: number };
   /** Fleet-level target override (URLs); null: the scenario target. */
   targetUrls?: string[];
+  /** The network every device of the fleet connects through (its fault link); absent: the plain socket. */
+  network?: NetworkProfile;
+  /** The name the fleet's `network:` gave (a `networks:` entry or a preset). */
+  networkName?: string;
 }
 
 /** An `expect` entry: `metric op value`, e.g. `latency.e2e.p99 < 500ms`, `qos1.lost == 0`. */
@@ -166,3 +175,21 @@ export interface AssertionSpec {
   /** Milliseconds for durations, plain numbers otherwise. */
   value: number;
 }
+
+/**
+ * One entry of the chaos timeline. `atMs` is from the start of the timeline (t=0, before ramp-up).
+ * Broker actions act on the embedded broker only; `exec` runs a user command (for external brokers).
+ */
+export type ChaosAction =
+  /** SIGKILL the embedded broker, then start it again (same port, same data dir) after downtimeMs. */
+  | { kind: 'broker-kill'; atMs: number; downtimeMs: number }
+  /** SIGTERM (graceful shutdown), then start it again at once. */
+  | { kind: 'broker-restart'; atMs: number }
+  /** SIGSTOP, SIGCONT after durationMs: the broker holds every connection open but answers nothing. */
+  | { kind: 'broker-pause'; atMs: number; durationMs: number }
+  /** A shell command; its exit code and first lines of output become run events. */
+  | { kind: 'exec'; atMs: number; command: string; timeoutMs: number }
+  /** Every device of the fleet loses its link (no DISCONNECT) and cannot connect for durationMs. */
+  | { kind: 'partition'; atMs: number; fleet: string; durationMs: number }
+  /** Every device of the fleet drops its connection (no DISCONNECT) and reconnects at once, with backoff jitter. */
+  | { kind: 'reconnect-storm'; atMs: number; fleet: string };

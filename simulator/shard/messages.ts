@@ -47,7 +47,19 @@ export type ToShard =
   /** Everyone drained and deliveries went quiet: disconnect every device and resolve the task with the result. */
   | { type: 'finish' }
   /** Abort at once (Ctrl-C, fatal error elsewhere): disconnect and return what was recorded. */
-  | { type: 'abort' };
+  | { type: 'abort' }
+  /** A chaos action on this shard's devices of one fleet (see ShardChaos). */
+  | { type: 'chaos'; action: ShardChaos };
+
+/**
+ * What a shard does for a chaos entry. Both cut every connection of the fleet's devices in the shard at
+ * once, without DISCONNECT (the broker fires their wills). `partition`: no device of the fleet connects
+ * before `untilMs` (timeline time, ms from t=0), then they reconnect with their backoff. `storm`: they
+ * reconnect at once, with their backoff jitter.
+ */
+export type ShardChaos =
+  | { kind: 'partition'; fleet: string; untilMs: number }
+  | { kind: 'storm'; fleet: string };
 
 /** Shard → orchestrator. */
 export type FromShard =

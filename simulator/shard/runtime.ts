@@ -11,10 +11,14 @@ import type { ConnectionOptions } from 'node:tls';
 import type { QoS } from '../../protocol/packets.js';
 import { reasonCodeName } from '../../protocol/reason-codes.js';
 import { LeanClient } from '../client/lean-client.js';
+import { openTransport } from '../client/transport.js';
 import type { LeanClientHandler, LeanClientOptions } from '../client/types.js';
 import { ackToken, Device, tokenLocal, tokenSeq, type Publication, type PublicationHost } from '../devices/device.js';
 import { setUpDevice } from '../devices/models.js';
 import { emptyFleetCounters } from '../metrics/counters.js';
+import { countLinkEvent } from '../faults/fault-counters.js';
+import { createDeviceNetwork } from '../faults/link.js';
+import { isTransparent } from '../faults/profile.js';
 import { HistogramSet } from '../metrics/histograms.js';
 import { LoopHealthMonitor } from '../metrics/loop-health.js';
 import type { DisconnectCause, FleetCounters } from '../metrics/types.js';
@@ -22,9 +26,10 @@ import { histogramNames } from '../metrics/types.js';
 import { fleetLayout, fleetOfStream, type StreamRange } from '../orchestrator/plan.js';
 import { createPrng } from '../scenario/prng.js';
 import type { Scenario } from '../scenario/types.js';
+import { CheckerRecorder } from '../verify/checker-records.js';
 import { ShardLedger } from '../verify/ledger.js';
 import { preciseNowMs, readStamp, STAMP_LENGTH, writeStamp } from '../verify/stamp.js';
-import type { DeviceAssignment, FromShard, ShardResult, ToShard } from './messages.js';
+import type { DeviceAssignment, FromShard, ShardChaos, ShardResult, ToShard } from './messages.js';
 import { Scheduler, type Timed } from './scheduler.js';
 
 export interface ShardChannel {
@@ -87,6 +92,8 @@ export class ShardRuntime implements PublicationHost {
   private readonly histograms = new HistogramSet();
   private readonly health = new LoopHealthMonitor();
   private readonly ledger = new ShardLedger();
+  /** Publish times and subscriber sessions for the delivery checker. */
+  private readonly checkerRecords = new CheckerRecorder();
   private readonly scheduler: Scheduler;
   private readonly errors: string[] = [];
   private readonly e2eFleetNames: string[];
@@ -97,6 +104,10 @@ export class ShardRuntime implements PublicationHost {
   private readonly done: Promise<ShardResult>;
   private eventsSent = 0;
   private tls: ConnectionOptions | undefined;
+  /** Per fleet index: wall-clock ms (Date.now) until which a chaos partition keeps its devices offline; 0: none. */
+  private readonly partitionedUntil: number[] = [];
+  /** True while chaos cuts links: those disconnects are the experiment, not errors worth reporting. */
+  private cutting = false;
 
   constructor(private readonly options: ShardOptions, private readonly channel: ShardChannel) {
     this.shard = options.shard;
@@ -155,6 +166,9 @@ export class ShardRuntime implements PublicationHost {
         case 'abort':
           void this.finish(false);
           break;
+        case 'chaos':
+          this.chaos(m.action);
+          break;
       }
     } catch (err) {
       this.recordError(`shard ${this.shard}: ${err instanceof Error ? err.message : String(err)}`);
@@ -199,6 +213,7 @@ export class ShardRuntime implements PublicationHost {
 
   private start(epochMs: number): void {
     this.epochMs = epochMs;
+    this.alignSnapshots();
     this.publishing = true;
     for (const d of this.devices) {
       const a = d.assignment;
@@ -235,14 +250,19 @@ export class ShardRuntime implements PublicationHost {
     this.publishing = false;
     this.scheduler.stop();
     const closing: Array<Promise<void>> = [];
+    const endMs = preciseNowMs();
     for (const d of this.devices) {
       if (d.state === 'planned' || d.state === 'stopped') continue;
+      // After the drain, a subscription still in force counts as in force to the end of the run.
+      if (graceful && d.hasSubscriptions) this.checkerRecords.end(d.assignment.device, endMs);
       d.state = 'stopped';
       if (graceful) closing.push(d.client.stop(true).catch(() => undefined));
       else d.client.destroy();
     }
     await Promise.all(closing);
-    if (this.snapshotTimer) clearInterval(this.snapshotTimer);
+    if (this.snapshotTimer) clearTimeout(this.snapshotTimer); // an interval before start, a timeout after: Node clears both
+    const ledgers = this.ledger.serialize();
+    ledgers.checker = this.checkerRecords.serialize();
     this.postSnapshot();
     this.health.close();
     const resolve = this.finished;
@@ -251,9 +271,27 @@ export class ShardRuntime implements PublicationHost {
       shard: this.shard,
       fleets: this.counters,
       histograms: this.histograms.cumulative(),
-      ledgers: this.ledger.serialize(),
+      ledgers,
       errors: this.errors,
     });
+  }
+
+  /**
+   * From t=0 on, snapshots go out on the boundaries epoch + k × interval in every shard, so each
+   * timeline point the orchestrator takes just after a boundary holds exactly one interval of every shard.
+   */
+  private alignSnapshots(): void {
+    if (this.snapshotTimer) clearTimeout(this.snapshotTimer); // an interval before start, a timeout after: Node clears both
+    const interval = this.options.snapshotIntervalMs;
+    const next = (): void => {
+      const now = Date.now();
+      const k = Math.floor((now - this.epochMs) / interval) + 1;
+      this.snapshotTimer = setTimeout(() => {
+        this.postSnapshot();
+        next();
+      }, this.epochMs + k * interval - now);
+    };
+    next();
   }
 
   private postSnapshot(): void {
@@ -274,6 +312,32 @@ export class ShardRuntime implements PublicationHost {
     }
   }
 
+  // ---- chaos -----------------------------------------------------------------------------------
+
+  /** Cuts the links of this shard's devices of one fleet; a partition also holds their reconnects until it ends. */
+  private chaos(action: ShardChaos): void {
+    const fleet = this.scenario.fleets.findIndex((f) => f.name === action.fleet);
+    if (fleet < 0 || this.finished === null) return;
+    let holdMs = 0;
+    if (action.kind === 'partition') {
+      // Timeline time → wall clock: the orchestrator's epoch is a Date.now() value shared by every shard.
+      const until = this.epochMs + action.untilMs;
+      this.partitionedUntil[fleet] = until;
+      holdMs = until - Date.now();
+      if (holdMs <= 0) return;
+    }
+    const detail = action.kind === 'partition' ? 'link cut by a chaos partition' : 'link cut by a chaos reconnect storm';
+    this.cutting = true;
+    try {
+      for (const d of this.devices) {
+        if (d.assignment.fleet !== fleet || d.state === 'planned' || d.state === 'stopped') continue;
+        d.client.cut('error', detail, holdMs);
+      }
+    } finally {
+      this.cutting = false;
+    }
+  }
+
   // ---- devices ---------------------------------------------------------------------------------
 
   connect(d: Device): void {
@@ -286,6 +350,9 @@ export class ShardRuntime implements PublicationHost {
     d.hasSubscriptions = setup.subscriptions.length > 0;
     if (d.hasSubscriptions) d.client.subscribe(setup.subscriptions);
     d.state = 'connecting';
+    // A device due to connect during a partition of its fleet waits for the network like the others.
+    const holdMs = (this.partitionedUntil[d.assignment.fleet] ?? 0) - Date.now();
+    if (holdMs > 0) d.client.cut('error', 'partitioned', holdMs);
     d.client.start();
   }
 
@@ -313,6 +380,7 @@ export class ShardRuntime implements PublicationHost {
     if (this.tls) options.tls = this.tls;
     if (a.localAddress !== undefined) options.localAddress = a.localAddress;
     if (fleet.will) options.will = { ...fleet.will, payload: Buffer.from(fleet.will.payload) };
+    if (fleet.network !== undefined && !isTransparent(fleet.network)) options.createStream = deviceNetworkStream(d, this.scenario.seed, fleet.network);
     return options;
   }
 
@@ -374,18 +442,20 @@ export class ShardRuntime implements PublicationHost {
       return;
     }
     this.ledger.published(p.stream, seq, p.qos);
+    this.checkerRecords.published(p.stream, seq, scheduledMs, p.qos === 0 ? preciseNowMs() : -1);
     c.published[p.qos]++;
     if (p.qos > 0) (d.pending ??= new Map()).set(token, nowMs);
   }
 
   // ---- client callbacks (one shared handler, called with the device) -----------------------------
 
-  onConnect(d: Device, connectMs: number, reconnect: boolean): void {
+  onConnect(d: Device, connectMs: number, reconnect: boolean, sessionPresent: boolean): void {
     const c = d.counters;
     c.connectAttempts++;
     c.connects++;
     c.connected++;
     const now = preciseNowMs();
+    if (d.hasSubscriptions) this.checkerRecords.connected(d.assignment.device, now, sessionPresent);
     if (reconnect) {
       c.reconnects++;
       if (d.lostAtMs > 0) this.histograms.record(histogramNames.reconnect, Math.round((now - d.lostAtMs) * 1000));
@@ -407,11 +477,12 @@ export class ShardRuntime implements PublicationHost {
       c.connected--;
       c.disconnects[cause]++;
       d.lostAtMs = preciseNowMs();
+      if (d.hasSubscriptions) this.checkerRecords.lost(d.assignment.device, d.lostAtMs, d.lastInboundMs);
     } else {
       c.connectAttempts++;
       c.connectFailures++;
     }
-    if (cause !== 'normal') this.recordError(`${d.assignment.clientId}: ${wasConnected ? 'disconnected' : 'connect failed'} (${cause}${detail ? `: ${detail}` : ''})`);
+    if (cause !== 'normal' && !this.cutting) this.recordError(`${d.assignment.clientId}: ${wasConnected ? 'disconnected' : 'connect failed'} (${cause}${detail ? `: ${detail}` : ''})`);
     if (!d.everConnected && d.onReady && cause !== 'normal') {
       // A consumer that cannot connect during prepare fails readiness at once rather than at the deadline.
       d.onReady(`${d.assignment.clientId}: ${cause}${detail ? ` (${detail})` : ''}`);
@@ -460,7 +531,10 @@ export class ShardRuntime implements PublicationHost {
       c.acknowledged[qos]++;
       const local = tokenLocal(token);
       const pub = local === d.publications.length && d.reply ? d.reply : d.publications[local];
-      if (pub) this.ledger.acknowledged(pub.stream, tokenSeq(token));
+      if (pub) {
+        this.ledger.acknowledged(pub.stream, tokenSeq(token));
+        this.checkerRecords.acknowledged(pub.stream, tokenSeq(token), preciseNowMs());
+      }
     } else {
       c.rejected[qos]++;
       this.recordError(`${d.assignment.clientId}: publish rejected with ${reasonCodeName(reasonCode)} (0x${reasonCode.toString(16)})`);
@@ -470,6 +544,7 @@ export class ShardRuntime implements PublicationHost {
 
   onSubscribed(d: Device, granted: number[]): void {
     d.subscribed = true;
+    this.checkerRecords.subscribed(d.assignment.device, preciseNowMs(), granted);
     const refused = granted.filter((g) => g >= 0x80);
     if (refused.length > 0) {
       this.recordError(`${d.assignment.clientId}: subscription refused (${refused.map((g) => reasonCodeName(g)).join(', ')})`);
@@ -482,12 +557,36 @@ export class ShardRuntime implements PublicationHost {
   onBytes(d: Device, out: number, inb: number): void {
     d.counters.bytesOut += out;
     d.counters.bytesIn += inb;
+    if (inb > 0 && d.hasSubscriptions) d.lastInboundMs = preciseNowMs();
   }
+}
+
+/**
+ * The device's network (simulator/faults): a fault link around every connection attempt, with its own
+ * seeded stream of draws, and a failure clock and downtime that span its reconnects.
+ */
+function deviceNetworkStream(d: Device, seed: number, profile: NonNullable<Device['fleet']['network']>): LeanClientOptions['createStream'] {
+  const counters = d.counters;
+  let plain: LeanClientOptions | undefined;
+  const { createStream } = createDeviceNetwork<LeanClientOptions>(
+    profile,
+    createPrng(seed, 2, d.assignment.device),
+    (url, options) => {
+      // The real socket, opened as the client would open it without the hook.
+      if (plain === undefined) {
+        const { createStream: _hook, ...rest } = options;
+        plain = rest;
+      }
+      return openTransport(url, plain);
+    },
+    { clock: clientTimers, onEvent: (event) => countLinkEvent(counters, event) },
+  );
+  return createStream;
 }
 
 /** The one handler object every client of every shard shares; the device is the context. */
 const handler: LeanClientHandler<Device> = {
-  onConnect: (d, _sessionPresent, connectMs, reconnect) => d.runtime!.onConnect(d, connectMs, reconnect),
+  onConnect: (d, sessionPresent, connectMs, reconnect) => d.runtime!.onConnect(d, connectMs, reconnect, sessionPresent),
   onDisconnect: (d, cause, detail, wasConnected) => d.runtime!.onDisconnect(d, cause, detail, wasConnected),
   onMessage: (d, _topic, payload, qos, retain) => d.runtime!.onMessage(d, payload, qos, retain),
   onAck: (d, token, qos, reasonCode) => d.runtime!.onAck(d, token, qos, reasonCode),

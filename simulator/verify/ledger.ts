@@ -5,6 +5,7 @@
  * orchestrator (or `mqtt-sim merge`, across machines) combines them with mergeLedgers.
  */
 import type { LedgerSummary } from '../report/run-result.js';
+import { mergeCheckerRecords, type CheckerRecords } from './checker-records.js';
 import { RangeSet } from './range-set.js';
 
 export type Qos = 0 | 1 | 2;
@@ -15,6 +16,8 @@ export interface SerializedLedgers {
   /** Range arrays are flat [start, end, start, end, ...], inclusive. */
   streams: Array<{ stream: number; qos: Qos; published: number[]; acknowledged: number[] }>;
   receivers: Array<{ subscriber: number; stream: number; received: number[]; duplicates: number; reordered: number }>;
+  /** Publish-time index and subscriber session events for the delivery checker (absent in older ledgers). */
+  checker?: CheckerRecords;
 }
 
 /** received() answers. */
@@ -206,6 +209,8 @@ export function mergeLedgers(parts: readonly SerializedLedgers[]): SerializedLed
     out.receivers.push({ subscriber: e.subscriber, stream: e.stream, received: e.received.toJSON(), duplicates: e.duplicates, reordered: e.reordered });
   }
   out.receivers.sort(byReceiver);
+  const checker = mergeCheckerRecords(parts.map((p) => p.checker));
+  if (checker !== undefined) out.checker = checker;
   return out;
 }
 

@@ -192,6 +192,25 @@ export class RangeSet {
     return set;
   }
 
+  /** A new set with the members present in both sets (linear in the number of ranges). */
+  intersection(other: RangeSet): RangeSet {
+    const a = this.r;
+    const b = other.r;
+    const out: number[] = [];
+    let i = 0;
+    let j = 0;
+    while (i < a.length && j < b.length) {
+      const lo = Math.max(a[i]!, b[j]!);
+      const hi = Math.min(a[i + 1]!, b[j + 1]!);
+      if (lo <= hi) out.push(lo, hi);
+      if (a[i + 1]! < b[j + 1]!) i += 2;
+      else j += 2;
+    }
+    const set = new RangeSet();
+    set.setFlat(out);
+    return set;
+  }
+
   /** Calls `fn(start, end)` for each range in ascending order. */
   forEachRange(fn: (start: number, end: number) => void): void {
     const r = this.r;

@@ -410,6 +410,43 @@ describe('against the reference broker', () => {
     expect(d.disconnects).toHaveLength(0);
   });
 
+  it('cut() drops the link without DISCONNECT (the will fires), reports the cause and reconnects with its session', async () => {
+    const watcher = device(tb.url);
+    await connected(watcher);
+    await subscribed(watcher, 'lean/cut/#', 1);
+    const reconnect = { enabled: true, initialDelayMs: 20, maxDelayMs: 200, multiplier: 2 };
+    const d = device(tb.url, { clean: false, sessionExpirySec: 60, reconnect, will: { topic: 'lean/cut/gone', payload: Buffer.from('gone'), qos: 1, retain: false, delaySec: 0 } });
+    await connected(d);
+    d.client.cut('error', 'chaos storm');
+    expect(d.disconnects).toEqual([{ cause: 'error', detail: 'chaos storm', wasConnected: true, willRetry: true }]);
+    await watcher.until(() => watcher.messages.some((m) => m.topic === 'lean/cut/gone'), 'the will never arrived');
+    await connected(d, 2);
+    expect(d.connects[1]).toEqual({ sessionPresent: true, reconnect: true });
+  });
+
+  it('cut() with a hold starts no attempt before the hold ends, also for a client not started yet', async () => {
+    const reconnect = { enabled: true, initialDelayMs: 20, maxDelayMs: 200, multiplier: 2 };
+    const holdMs = 300;
+    const d = device(tb.url, { reconnect });
+    await connected(d);
+    const cutAt = Date.now();
+    d.client.cut('error', 'partition', holdMs);
+    await connected(d, 2);
+    const reconnectedAt = Date.now();
+    expect(d.disconnects).toHaveLength(1);
+    expect(reconnectedAt).toBeGreaterThanOrEqual(cutAt + holdMs);
+
+    const idle = device(tb.url, { reconnect }, false);
+    const heldAt = Date.now();
+    idle.client.cut('error', 'partition', holdMs);
+    idle.client.start();
+    expect(idle.client.state).toBe('waiting');
+    await connected(idle);
+    expect(Date.now()).toBeGreaterThanOrEqual(heldAt + holdMs);
+    // Nothing was cut (no connection yet), so there was nothing to report.
+    expect(idle.disconnects).toEqual([]);
+  });
+
   it('connects over WebSocket (ws://, default path /mqtt) and over TLS (mqtts://, wss://)', async () => {
     const pki: TestPki = await createTestPki();
     const ws = await tb.broker.listen({ type: 'ws', port: 0, host: '127.0.0.1' });

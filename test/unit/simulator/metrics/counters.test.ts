@@ -22,6 +22,7 @@ function filled(k: number): FleetCounters {
   c.droppedOffline = k + 20;
   c.bytesOut = k + 21;
   c.bytesIn = k + 22;
+  c.faults = { disconnects: k + 23, resets: k + 24, halfOpen: k + 25, slowCloses: k + 26, refused: k + 27, stalls: k + 28 };
   return c;
 }
 
@@ -31,6 +32,7 @@ describe('counters', () => {
     expect(c.devices).toBe(25);
     expect(c.disconnects).toEqual({ normal: 0, server: 0, error: 0, timeout: 0, refused: 0, protocol: 0 });
     expect(c.published).toEqual([0, 0, 0]);
+    expect(c.faults).toEqual({ disconnects: 0, resets: 0, halfOpen: 0, slowCloses: 0, refused: 0, stalls: 0 });
     expect(emptyFleetCounters().devices).toBe(0);
   });
 
@@ -70,5 +72,21 @@ describe('counters', () => {
     b.disconnects.error = 999;
     expect(a.published[0]).toBe(4);
     expect(a.disconnects.error).toBe(42);
+  });
+});
+
+describe('fault counters', () => {
+  it('addCounters accepts counters without faults (from before they existed) and keeps the sum', () => {
+    const into = emptyFleetCounters();
+    into.faults!.stalls = 2;
+    const old = emptyFleetCounters();
+    delete old.faults;
+    addCounters(into, old);
+    expect(into.faults!.stalls).toBe(2);
+    const bare = emptyFleetCounters();
+    delete bare.faults;
+    const from = emptyFleetCounters();
+    from.faults!.resets = 3;
+    expect(addCounters(bare, from).faults).toEqual({ disconnects: 0, resets: 3, halfOpen: 0, slowCloses: 0, refused: 0, stalls: 0 });
   });
 });

@@ -4,6 +4,7 @@ import {
   AssertionSyntaxError, evaluateAssertions, isKnownMetric, knownMetrics, metricProblem, parseAssertion,
 } from '../../../../simulator/report/assertions.js';
 import type { LatencySummary, RunResult, TimelinePoint } from '../../../../simulator/report/run-result.js';
+import { emptyCheckerResult, emptyClassCounts, type CheckerResult } from '../../../../simulator/verify/checker.js';
 
 function counters(over: Partial<FleetCounters> = {}): FleetCounters {
   return {
@@ -65,10 +66,12 @@ describe('metric catalog', () => {
     expect(knownMetrics.length).toBeGreaterThan(90);
   });
 
-  it('suggests the closest metric and keeps checker metrics for later', () => {
+  it('suggests the closest metric and knows the delivery checker metrics', () => {
     expect(metricProblem('qos1.delivred')).toBe('unknown metric qos1.delivred; did you mean qos1.delivered? see the metric list in docs/scenarios.md');
-    expect(metricProblem('qos1.lost')).toBe('qos1.lost is computed by the delivery checker, which is not built yet');
-    expect(metricProblem('qos2.indeterminate')).toBe('qos2.indeterminate is computed by the delivery checker, which is not built yet');
+    for (const m of ['qos1.lost', 'qos2.indeterminate', 'qos0.expired', 'lost', 'indeterminate', 'expired', 'violations']) expect(metricProblem(m)).toBeNull();
+    expect(metricProblem('fleets.a.qos1.lost', ['a', 'b'])).toBeNull();
+    expect(metricProblem('fleets.a.violations', ['a', 'b'])).toBeNull();
+    expect(metricProblem('qos1.lots')).toBe('unknown metric qos1.lots; did you mean qos1.lost? see the metric list in docs/scenarios.md');
     expect(metricProblem('fleets.a.published', ['a', 'b'])).toBeNull();
     expect(metricProblem('fleets.c.published', ['a', 'b'])).toBe('unknown fleet "c" in fleets.c.published; did you mean fleets.a.published? the fleets and consumers are a, b');
   });
@@ -111,6 +114,28 @@ describe('evaluateAssertions', () => {
   });
 
   it('fails unknown metrics instead of throwing', () => {
-    expect(judge('qos1.lost == 0')).toMatchObject({ actual: null, passed: false, message: 'qos1.lost == 0 ✗: qos1.lost is computed by the delivery checker, which is not built yet' });
+    expect(judge('qos1.lots == 0')).toMatchObject({ actual: null, passed: false });
+  });
+
+  it('reads lost, expired, indeterminate and violations from the checker result, per QoS, in total and per subscriber fleet', () => {
+    expect(judge('qos1.lost == 0')).toMatchObject({ actual: null, passed: false, message: 'qos1.lost == 0 ✗: no data for qos1.lost (this run.json has no delivery checker result)' });
+    const checker = emptyCheckerResult();
+    checker.byQos[1].lost = 3;
+    checker.byQos[2].lost = 1;
+    checker.byQos[0].indeterminate = 5;
+    checker.violations.total = 4;
+    const hist = { byQos: [emptyClassCounts(), { ...emptyClassCounts(), lost: 3 }, emptyClassCounts()] as CheckerResult['byQos'], violations: 3 };
+    checker.subscribers['valve.plcs'] = hist;
+    const r = result({ checker });
+    expect(judge('qos1.lost == 0', r)).toMatchObject({ actual: 3, passed: false, message: 'qos1.lost = 3 == 0 ✗' });
+    expect(judge('lost == 4', r).passed).toBe(true);
+    expect(judge('qos0.indeterminate == 5', r).passed).toBe(true);
+    expect(judge('indeterminate == 5', r).passed).toBe(true);
+    expect(judge('expired == 0', r).passed).toBe(true);
+    expect(judge('violations == 4', r).passed).toBe(true);
+    expect(judge('fleets.valve.plcs.qos1.lost == 3', r).passed).toBe(true);
+    expect(judge('fleets.valve.plcs.violations == 3', r).passed).toBe(true);
+    // qosN.duplicated stays with the delivery counters (duplicates at the QoS they were delivered at).
+    expect(judge('qos1.duplicated == 2', r).passed).toBe(true);
   });
 });

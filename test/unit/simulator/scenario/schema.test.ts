@@ -132,6 +132,7 @@ expect:
           },
         },
       ],
+      chaos: [],
       expect: [
         { source: 'qos2.duplicated == 0', metric: 'qos2.duplicated', op: '==', value: 0 },
         { source: 'latency.e2e.p99 < 500ms', metric: 'latency.e2e.p99', op: '<', value: 500 },
@@ -180,7 +181,7 @@ describe('pinned error messages (each names the YAML path and the fix)', () => {
     ['misspelt generator', minimal('  - { name: s, count: 1, publish: { topic: a, every: 1s, payload: { t: "gausian(1, 2)" } } }\n'), 'fleets[0].publish.payload.t: unknown generator gausian(); did you mean gaussian(mean, stddev), e.g. gaussian(70, 2.5)?'],
     ['bad target scheme', 'name: t\nduration: 1s\ntarget: http://broker:80\nfleets: [{ name: a, count: 1, publish: { topic: a, every: 1s } }]\n', 'target: unsupported scheme http:// in "http://broker:80"; use mqtt, mqtts, ws or wss'],
     ['unknown metric', 'name: t\nduration: 1s\nfleets: [{ name: a, count: 1, publish: { topic: a, every: 1s } }]\nexpect: ["latency.e2e.p9999 < 1s"]\n', 'expect[0]: unknown metric latency.e2e.p9999; did you mean latency.e2e.p999? see the metric list in docs/scenarios.md'],
-    ['checker metric not built yet', 'name: t\nduration: 1s\nfleets: [{ name: a, count: 1, publish: { topic: a, every: 1s } }]\nexpect: ["qos1.lost == 0"]\n', 'expect[0]: qos1.lost is computed by the delivery checker, which is not built yet'],
+    ['misspelt checker metric', 'name: t\nduration: 1s\nfleets: [{ name: a, count: 1, publish: { topic: a, every: 1s } }]\nexpect: ["qos1.lots == 0"]\n', 'expect[0]: unknown metric qos1.lots; did you mean qos1.lost? see the metric list in docs/scenarios.md'],
     ['jitter of 100%', minimal('  - { name: s, count: 1, publish: { topic: a, every: 1s, jitter: 100% } }\n'), 'fleets[0].publish.jitter: expected a jitter from 0 up to (not including) 100%, got "100%"; e.g. 10% or 0.1'],
     ['consumer model under fleets', minimal('  - { name: s, model: consumer, count: 1 }\n'), 'fleets[0].model: consumers are declared under consumers:, not fleets:; move this entry there'],
     ['wrong type', 'name: t\nduration: 1s\nfleets: { name: a }\n', 'fleets: expected a list, got a mapping'],

@@ -133,3 +133,23 @@ describe('RangeSet', () => {
     expect(set.size).toBe(3);
   });
 });
+
+describe('RangeSet.intersection', () => {
+  it('holds exactly the members of both (against a Set oracle)', () => {
+    fc.assert(
+      fc.property(arbValues, arbValues, (a, b) => {
+        const x = fromValues(a);
+        const y = fromValues(b);
+        const both = [...x.oracle].filter((v) => y.oracle.has(v)).sort((p, q) => p - q);
+        const got = x.set.intersection(y.set);
+        const members: number[] = [];
+        got.forEachRange((s, e) => {
+          for (let v = s; v <= e; v++) members.push(v);
+        });
+        expect(members).toEqual(both);
+        expect(got.size).toBe(both.length);
+        expect(got.size).toBe(x.set.intersectionSize(y.set));
+      }),
+    );
+  });
+});

@@ -1,0 +1,171 @@
+/**
+ * Who publishes what and who subscribes to what, rebuilt on the main thread from the scenario alone
+ * (the same pure functions the shards use: plan.ts for ids and stream layout, the models' stream order).
+ * The checker reads ledgers keyed by stream id and device number; these catalogs give them a topic, a
+ * QoS, a client id and the filters to match.
+ */
+import type { QoS } from '../../protocol/packets.js';
+import { parseSharedFilter } from '../../protocol/topic.js';
+import { clientIdOf, deviceVars, fleetLayout, streamsPerDevice } from '../orchestrator/plan.js';
+import { compileTemplate } from '../scenario/templates.js';
+import type { FleetSpec, Scenario } from '../scenario/types.js';
+
+/** A command stream's topic names its next target: topic(seq) = topics[(start + seq) % topics.length]. */
+export interface TopicRotation {
+  topics: string[];
+  start: number;
+}
+
+export interface StreamInfo {
+  stream: number;
+  fleet: string;
+  /** Global device number of the publisher. */
+  device: number;
+  clientId: string;
+  topic: string | TopicRotation;
+  qos: QoS;
+  retain: boolean;
+  /** Mean interval and jitter of a periodic stream (the schedule grows by at least interval × (1 - jitter) per seq); 0 for PLC replies. */
+  intervalMs: number;
+  jitter: number;
+}
+
+export interface SubscriptionInfo {
+  /** As sent in SUBSCRIBE (may be `$share/group/filter`). */
+  filter: string;
+  /** The filter to match topics against (without the share prefix). */
+  match: string;
+  group: string | null;
+  qos: QoS;
+}
+
+export interface SubscriberInfo {
+  device: number;
+  fleet: string;
+  clientId: string;
+  subscriptions: SubscriptionInfo[];
+  /** The session outlives a connection (3.1.1 clean=false, 5.0 session expiry > 0). */
+  persistent: boolean;
+}
+
+export class StreamCatalog {
+  private readonly byId: Array<StreamInfo | undefined>;
+  constructor(streams: StreamInfo[], total: number) {
+    this.byId = new Array<StreamInfo | undefined>(total);
+    for (const s of streams) this.byId[s.stream] = s;
+  }
+  get(stream: number): StreamInfo | undefined {
+    return this.byId[stream];
+  }
+  get size(): number {
+    return this.byId.length;
+  }
+}
+
+/** topic(seq) of a stream. */
+export function topicOf(info: StreamInfo, seq: number): string {
+  if (typeof info.topic === 'string') return info.topic;
+  const r = info.topic;
+  return r.topics[(r.start + seq) % r.topics.length]!;
+}
+
+/** Compiled templates by text and placeholder names: a fleet renders the same few templates for every device. */
+const compiled = new Map<string, (vars: Record<string, string | number>) => string>();
+
+function render(template: string, vars: Record<string, string | number>): string {
+  const names = Object.keys(vars);
+  const key = `${template}\u0000${names.join(',')}`;
+  let fn = compiled.get(key);
+  if (fn === undefined) {
+    fn = compileTemplate(template, names);
+    compiled.set(key, fn);
+  }
+  return fn(vars);
+}
+
+function targetsOf(scenario: Scenario, name: string, cache: Map<string, string[]>): string[] {
+  let ids = cache.get(name);
+  if (ids === undefined) {
+    const fleet = scenario.fleets.find((f) => f.name === name);
+    if (fleet === undefined) throw new Error(`catalog: commands.fleet ${name} does not exist`);
+    ids = Array.from({ length: fleet.count }, (_, i) => clientIdOf(scenario, fleet, i));
+    cache.set(name, ids);
+  }
+  return ids;
+}
+
+/** The streams of one device, in the order of simulator/devices/models.ts (stream ids must agree with it). */
+function deviceStreams(scenario: Scenario, fleet: FleetSpec, index: number, device: number, base: number, targets: Map<string, string[]>): StreamInfo[] {
+  const vars = deviceVars(scenario, fleet, index);
+  const clientId = String(vars.id);
+  const common = { fleet: fleet.name, device, clientId };
+  const out: StreamInfo[] = [];
+  switch (fleet.model) {
+    case 'sensor':
+    case 'plc':
+      fleet.publish.forEach((p, i) =>
+        out.push({ ...common, stream: base + i, topic: render(p.topic, vars), qos: p.qos, retain: p.retain, intervalMs: p.intervalMs, jitter: p.jitter }),
+      );
+      if (fleet.model === 'plc') {
+        const r = fleet.reply ?? { topic: '{fleet}/{id}/state', qos: 1 as QoS, retain: true };
+        out.push({ ...common, stream: base + fleet.publish.length, topic: render(r.topic, vars), qos: r.qos, retain: r.retain, intervalMs: 0, jitter: 0 });
+      }
+      break;
+    case 'gateway': {
+      let local = 0;
+      for (let s = 0; s < fleet.sensorsPerDevice; s++) {
+        const sensorVars = { ...vars, sensor: s };
+        for (const p of fleet.publish) {
+          out.push({ ...common, stream: base + local, topic: render(p.topic, sensorVars), qos: p.qos, retain: p.retain, intervalMs: p.intervalMs, jitter: p.jitter });
+          local++;
+        }
+      }
+      break;
+    }
+    case 'consumer': {
+      const c = fleet.commands;
+      if (c) {
+        const ids = targetsOf(scenario, c.fleet, targets);
+        const template = compileTemplate(c.topic, [...Object.keys(vars), 'target']);
+        const topics = ids.map((target) => template({ ...vars, target }));
+        // Same start as models.ts: consumers of one fleet begin at different targets.
+        const start = Math.floor((index * ids.length) / Math.max(1, fleet.count));
+        out.push({ ...common, stream: base, topic: { topics, start }, qos: c.qos, retain: false, intervalMs: c.intervalMs, jitter: c.jitter });
+      }
+      break;
+    }
+  }
+  return out;
+}
+
+export interface Catalogs {
+  streams: StreamCatalog;
+  subscribers: SubscriberInfo[];
+}
+
+/** Both catalogs for a scenario; `protocolVersion` decides what makes a session persistent. */
+export function buildCatalogs(scenario: Scenario, protocolVersion: 4 | 5 = scenario.target?.protocolVersion ?? 5): Catalogs {
+  const layout = fleetLayout(scenario);
+  const streams: StreamInfo[] = [];
+  const subscribers: SubscriberInfo[] = [];
+  const targets = new Map<string, string[]>();
+  scenario.fleets.forEach((fleet, f) => {
+    const perDevice = streamsPerDevice(fleet);
+    const first = layout.streamRanges[f]!.first;
+    const persistent = protocolVersion === 5 ? fleet.session.expirySec > 0 : !fleet.session.clean;
+    for (let index = 0; index < fleet.count; index++) {
+      const device = layout.fleetDeviceOffsets[f]! + index;
+      if (perDevice > 0) streams.push(...deviceStreams(scenario, fleet, index, device, first + index * perDevice, targets));
+      if (fleet.subscribe.length > 0) {
+        const vars = deviceVars(scenario, fleet, index);
+        const subscriptions = fleet.subscribe.map((s): SubscriptionInfo => {
+          const filter = render(s.topic, vars);
+          const shared = parseSharedFilter(filter);
+          return { filter, match: shared === null ? filter : shared.filter, group: shared === null ? null : shared.group, qos: s.qos };
+        });
+        subscribers.push({ device, fleet: fleet.name, clientId: String(vars.id), subscriptions, persistent });
+      }
+    }
+  });
+  return { streams: new StreamCatalog(streams, layout.totalStreams), subscribers };
+}
