@@ -6,6 +6,26 @@
  * COMMIT. An effect registered with no transaction open still waits for that commit point (effects
  * never run synchronously inside `afterCommit`). `flush()` reaches the commit point now.
  *
+ * Write-behind. Messages and queue entries — the per-message hot path — are not written by the call
+ * that changes them: the store records the change in memory (it keeps every live queue entry and every
+ * message's reference count anyway) and writes the batch's net changes just before its COMMIT, in the
+ * same transaction: consecutive seqs and message ids are deleted as ranges, new rows go in multi-row
+ * INSERTs, and changes that cancel within the batch are never written (an entry created and removed
+ * in one batch, a message whose last reference goes in the batch that stored it). What a commit
+ * contains is exactly what it contained before — every write made before the commit point, nothing
+ * after — so the durability rule is untouched: an effect still runs only after the COMMIT holding the
+ * writes made before it. Reads (loadQueue, loadRetained) apply the pending changes first, so they see
+ * the batch. Sessions, subscriptions, the retained table and inbound QoS 2 ids are written through.
+ * A write-behind failure (e.g. SQLITE_FULL) shows at the commit point: the batch is rolled back and
+ * its effects dropped, as for a failed COMMIT.
+ *
+ * Row economy (sqlite-schema.ts has the details). A small message whose only reference is a queue
+ * entry written in the same commit — every message of a fan-in to one persistent session — is stored
+ * inline in that entry's row, so it costs one row insert and one delete instead of two of each. The
+ * state change of a committed entry (queued → sent → pubrec-received) appends a queue_state row
+ * instead of updating the WITHOUT ROWID queue row (which SQLite does as a delete plus an insert).
+ * Both are plain writes of the batch, committed with it: what a commit makes durable is the same.
+ *
  * Durability. WAL with `synchronous = NORMAL` ('process'): a committed transaction has been written
  * to the WAL, so it is in the OS page cache and survives SIGKILL of the broker. `synchronous = FULL`
  * ('power') also fsyncs the WAL at every commit, so it survives power loss.
@@ -16,8 +36,9 @@
  * it is thrown (from `flush()`, or from the setImmediate — an uncaught exception that stops the
  * process, the safe default). The same happens when a write fails in a way that makes SQLite roll
  * back the whole transaction (the failing call also throws its own error). The store stays open and
- * usable afterwards, but the rolled-back writes are gone: the broker's in-memory state no longer
- * matches the store, so the safe reaction is to stop acknowledging and restart from the store.
+ * usable afterwards (its in-memory view is rebuilt from the database), but the rolled-back writes are
+ * gone: the broker's in-memory state no longer matches the store, so the safe reaction is to stop
+ * acknowledging and restart from the store.
  * An exception thrown by an effect does not stop the other effects of its batch; the first one is
  * rethrown once they have run.
  *
@@ -35,7 +56,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Properties } from '../../protocol/packets.js';
-import { APPLICATION_ID, CREATE_SCHEMA, SCHEMA_VERSION, TABLES } from './sqlite-schema.js';
+import { APPLICATION_ID, CREATE_SCHEMA, MIGRATE_1_TO_2, SCHEMA_VERSION, TABLES, TABLES_V1 } from './sqlite-schema.js';
 import type {
   DeliveryState,
   LoadedQueueEntry,
@@ -94,6 +115,74 @@ const STATE_CODE: Record<DeliveryState, number> = { queued: 0, sent: 1, 'pubrec-
 const STATE_NAME: readonly DeliveryState[] = ['queued', 'sent', 'pubrec-received'];
 
 type Statement = Database.Statement<unknown[], unknown>;
+
+const PENDING_NONE = 0;
+const PENDING_INSERT = 1;
+const PENDING_UPDATE = 2;
+
+/** A live queue entry as the store tracks it in memory (every column of its row). */
+interface QueueSlot {
+  clientId: string;
+  seq: number;
+  messageId: number;
+  qos: number;
+  state: number;
+  packetId: number | null;
+  retain: number;
+  subscriptionIds: string | null;
+  /** PENDING_NONE: the row is committed as is; PENDING_INSERT: not written yet; PENDING_UPDATE: state changed. */
+  pending: number;
+  /** The id of the entry's queue_state row (its state and packet id since it was written); 0: none. */
+  stateId: number;
+  /** While its INSERT is pending: the values of the message to store inline in its row, if any. */
+  inlineMessage: unknown[] | undefined;
+}
+
+interface PendingMessage {
+  /** The messages INSERT's values: id, topic, payload, qos, retain, properties, expires_at, publisher_id. */
+  values: unknown[];
+  /** Its only reference so far, when that is a queue entry: the message may be stored inline there. */
+  inlineIn: QueueSlot | undefined;
+}
+
+/**
+ * Messages up to this size (topic + payload + properties, bytes) may be stored inline in a queue row.
+ * WITHOUT ROWID tables want small rows (SQLite's advice: under about 1/20 of a page); larger
+ * messages go to messages, a rowid table.
+ */
+const INLINE_MAX_BYTES = 200;
+
+function inlineable(values: unknown[]): boolean {
+  const topic = values[1] as string;
+  const payload = values[2] as Buffer;
+  const properties = values[5] as string | null;
+  // Characters count as bytes here: a rough bound is all this needs.
+  return topic.length * 3 + payload.length + (properties === null ? 0 : properties.length * 3) <= INLINE_MAX_BYTES;
+}
+
+/** Rows per multi-row statement, largest first (64 × 15 columns stays far below SQLite's variable limit). */
+const CHUNK_SIZES = [64, 16, 4, 1] as const;
+
+function tuples(rows: number, columns: number): string {
+  return new Array<string>(rows).fill(`(${new Array<string>(columns).fill('?').join(', ')})`).join(', ');
+}
+
+function messageInsertSql(rows: number): string {
+  return `INSERT INTO messages (id, topic, payload, qos, retain, properties, expires_at, publisher_id) VALUES ${tuples(rows, 8)}`;
+}
+
+function queueInsertSql(rows: number): string {
+  return `INSERT INTO queue (client_id, seq, message_id, qos, state, packet_id, retain, subscription_ids) VALUES ${tuples(rows, 8)}`;
+}
+
+function queueInlineInsertSql(rows: number): string {
+  return `INSERT INTO queue (client_id, seq, message_id, qos, state, packet_id, retain, subscription_ids,
+            m_topic, m_payload, m_qos, m_retain, m_properties, m_expires_at, m_publisher_id) VALUES ${tuples(rows, 15)}`;
+}
+
+function stateInsertSql(rows: number): string {
+  return `INSERT INTO queue_state (id, client_id, seq, state, packet_id) VALUES ${tuples(rows, 5)}`;
+}
 
 interface MessageRow {
   topic: string;
@@ -176,6 +265,30 @@ export class SqliteStore implements Store {
    */
   private readonly refs = new Map<number, number>();
 
+  // Write-behind (see "Write-behind" in the file comment). Every live queue entry, committed or not,
+  // by client id and seq; the pending changes of the open batch, applied just before its COMMIT.
+  private readonly queues = new Map<string, Map<number, QueueSlot>>();
+  /** Messages stored in this batch. A message released in the batch leaves it. */
+  private pendingMessageInserts = new Map<number, PendingMessage>();
+  /** Committed messages stored inline in a queue row (see sqlite-schema.ts): id → that entry. */
+  private readonly inline = new Map<number, QueueSlot>();
+  /** Inline messages that got a second reference in this batch: moved to messages first thing. */
+  private pendingMaterialize: QueueSlot[] = [];
+  /** Committed messages whose last reference went away in this batch. */
+  private pendingMessageDeletes: number[] = [];
+  /** Queue entries created in this batch (insertion order). */
+  private pendingQueueInserts = new Set<QueueSlot>();
+  /** Committed queue entries whose state or packet id changed in this batch. */
+  private pendingQueueUpdates = new Set<QueueSlot>();
+  /** Committed queue entries removed in this batch: client id → seqs. */
+  private pendingQueueDeletes = new Map<string, number[]>();
+  /** Committed queue_state rows that are superseded or whose entry went in this batch. */
+  private pendingStateDeletes: number[] = [];
+  private nextStateId = 1;
+  private pendingCount = 0;
+  /** Multi-row statements by row count (see chunked()). */
+  private readonly multi = new Map<string, Statement>();
+
   /** Opens (creating when missing) the store in `options.dataDir`; throws StoreOpenError. */
   static open(options: SqliteStoreOptions): SqliteStore {
     const dataDir = path.resolve(options.dataDir);
@@ -209,8 +322,9 @@ export class SqliteStore implements Store {
     this.onCommit = options.onCommit;
     this.s = prepareStatements(db);
     this.nextMessageId = ((this.s.maxMessageId.get() as number | null) ?? 0) + 1;
-    this.storedMessages = this.s.countMessages.get() as number;
-    this.recountRefs();
+    this.nextStateId = ((this.s.maxStateId.get() as number | null) ?? 0) + 1;
+    this.storedMessages = 0;
+    this.resync();
   }
 
   /** Number of COMMITs so far (one per event-loop turn with writes, plus flushes). */
@@ -233,14 +347,23 @@ export class SqliteStore implements Store {
 
   loadRetained(): Array<{ messageId: number; message: StoredMessage }> {
     this.check();
+    this.applyForRead();
     const rows = this.s.selectRetained.all() as Array<MessageRow & { message_id: number }>;
     return rows.map((row) => ({ messageId: row.message_id, message: rowToMessage(row) }));
   }
 
   loadQueue(clientId: string): LoadedQueueEntry[] {
     this.check();
+    this.applyForRead();
     const rows = this.s.selectQueue.all(clientId) as QueueRow[];
+    const slots = this.queues.get(clientId);
     return rows.map((row) => {
+      // The in-memory slot has the latest state and packet id (the row's own, or its queue_state row's).
+      const slot = slots?.get(row.seq);
+      if (slot !== undefined) {
+        row.state = slot.state;
+        row.packet_id = slot.packetId;
+      }
       const entry: LoadedQueueEntry = {
         seq: row.seq,
         messageId: row.message_id,
@@ -286,11 +409,29 @@ export class SqliteStore implements Store {
 
   deleteSession(clientId: string): void {
     this.begin();
+    // Pending moves of inline messages read this client's rows, which go now: apply them first.
+    if (this.pendingMaterialize.length > 0) this.applyForRead();
     try {
       this.s.deleteSession.run(clientId);
       this.s.deleteSubscriptionsOf.run(clientId);
       this.s.deleteInboundOf.run(clientId);
-      for (const messageId of this.s.deleteQueueOf.all(clientId) as number[]) this.release(messageId);
+      // The committed rows go now (pending deletes of this client's rows with them); entries created in
+      // this batch are simply never written.
+      this.s.deleteQueueOf.run(clientId);
+      this.pendingQueueDeletes.delete(clientId);
+      const queue = this.queues.get(clientId);
+      if (queue !== undefined) {
+        this.queues.delete(clientId);
+        for (const slot of queue.values()) {
+          if (slot.stateId !== 0) {
+            this.pendingStateDeletes.push(slot.stateId);
+            this.pendingCount++;
+          }
+          if (slot.pending === PENDING_INSERT) this.pendingQueueInserts.delete(slot);
+          else if (slot.pending === PENDING_UPDATE) this.pendingQueueUpdates.delete(slot);
+          this.release(slot.messageId);
+        }
+      }
     } catch (err) {
       throw this.writeFailed(err);
     }
@@ -330,22 +471,22 @@ export class SqliteStore implements Store {
 
   putMessage(message: StoredMessage): number {
     this.begin();
+    // Encoded (and the payload copied) now, so the caller may reuse its objects; written at commit.
+    const values = [
+      0,
+      message.topic,
+      Buffer.from(message.payload),
+      message.qos,
+      message.retain ? 1 : 0,
+      message.properties !== undefined ? encodeProperties(message.properties) : null,
+      message.expiresAt ?? null,
+      message.publisherId ?? null,
+    ];
     const id = this.nextMessageId++;
+    values[0] = id;
     this.refs.set(id, 0);
-    try {
-      this.s.insertMessage.run(
-        id,
-        message.topic,
-        message.payload,
-        message.qos,
-        message.retain ? 1 : 0,
-        message.properties !== undefined ? encodeProperties(message.properties) : null,
-        message.expiresAt ?? null,
-        message.publisherId ?? null,
-      );
-    } catch (err) {
-      throw this.writeFailed(err);
-    }
+    this.pendingMessageInserts.set(id, { values, inlineIn: undefined });
+    this.pendingCount++;
     this.storedMessages++;
     return id;
   }
@@ -372,47 +513,76 @@ export class SqliteStore implements Store {
 
   enqueue(clientId: string, entry: QueueEntry): void {
     this.begin();
-    try {
-      this.addRef(entry.messageId);
-      try {
-        this.s.insertQueue.run(
-          clientId,
-          entry.seq,
-          entry.messageId,
-          entry.qos,
-          STATE_CODE[entry.state],
-          entry.packetId ?? null,
-          entry.retain ? 1 : 0,
-          entry.subscriptionIds !== undefined ? entry.subscriptionIds.join(',') : null,
-        );
-      } catch (err) {
-        if (!isPrimaryKeyConflict(err)) throw err;
-        this.refs.set(entry.messageId, (this.refs.get(entry.messageId) ?? 1) - 1);
-        throw new Error(`queue entry ${entry.seq} already exists for client ${JSON.stringify(clientId)}`);
-      }
-    } catch (err) {
-      throw this.writeFailed(err);
+    const refs = this.refs.get(entry.messageId);
+    if (refs === undefined) throw new Error(`unknown message id ${entry.messageId}`);
+    let queue = this.queues.get(clientId);
+    if (queue === undefined) {
+      queue = new Map();
+      this.queues.set(clientId, queue);
+    } else if (queue.has(entry.seq)) {
+      throw new Error(`queue entry ${entry.seq} already exists for client ${JSON.stringify(clientId)}`);
     }
+    const slot: QueueSlot = {
+      clientId,
+      seq: entry.seq,
+      messageId: entry.messageId,
+      qos: entry.qos,
+      state: STATE_CODE[entry.state],
+      packetId: entry.packetId ?? null,
+      retain: entry.retain ? 1 : 0,
+      subscriptionIds: entry.subscriptionIds !== undefined ? entry.subscriptionIds.join(',') : null,
+      pending: PENDING_INSERT,
+      stateId: 0,
+      inlineMessage: undefined,
+    };
+    this.refs.set(entry.messageId, refs + 1);
+    const pending = this.pendingMessageInserts.get(entry.messageId);
+    if (pending !== undefined) pending.inlineIn = refs === 0 ? slot : undefined;
+    else if (refs > 0) this.uninline(entry.messageId);
+    queue.set(entry.seq, slot);
+    this.pendingQueueInserts.add(slot);
+    this.pendingCount++;
   }
 
   /** Sets the entry's state, and its packet id when one is given (an omitted packet id is kept). */
   updateQueueEntry(clientId: string, seq: number, change: { state: DeliveryState; packetId?: number }): void {
     this.begin();
-    try {
-      this.s.updateQueue.run(STATE_CODE[change.state], change.packetId ?? null, clientId, seq);
-    } catch (err) {
-      throw this.writeFailed(err);
+    const slot = this.queues.get(clientId)?.get(seq);
+    if (slot === undefined) return;
+    slot.state = STATE_CODE[change.state];
+    if (change.packetId !== undefined) slot.packetId = change.packetId;
+    // An entry created in this batch is written with its latest state; a committed one gets a
+    // queue_state row at the commit point (the last change of the batch wins).
+    if (slot.pending === PENDING_NONE) {
+      slot.pending = PENDING_UPDATE;
+      this.pendingQueueUpdates.add(slot);
+      this.pendingCount++;
     }
   }
 
   dequeue(clientId: string, seq: number): void {
     this.begin();
-    try {
-      const messageId = this.s.deleteQueue.get(clientId, seq) as number | undefined;
-      if (messageId !== undefined) this.release(messageId);
-    } catch (err) {
-      throw this.writeFailed(err);
+    const queue = this.queues.get(clientId);
+    const slot = queue?.get(seq);
+    if (queue === undefined || slot === undefined) return;
+    queue.delete(seq);
+    if (queue.size === 0) this.queues.delete(clientId);
+    if (slot.stateId !== 0) {
+      this.pendingStateDeletes.push(slot.stateId);
+      this.pendingCount++;
     }
+    if (slot.pending === PENDING_INSERT) {
+      // Created and removed in the same batch: never written.
+      this.pendingQueueInserts.delete(slot);
+    } else {
+      if (slot.pending === PENDING_UPDATE) this.pendingQueueUpdates.delete(slot);
+      const seqs = this.pendingQueueDeletes.get(clientId);
+      if (seqs === undefined) this.pendingQueueDeletes.set(clientId, [seq]);
+      else seqs.push(seq);
+      this.pendingCount++;
+    }
+    slot.pending = PENDING_NONE;
+    this.release(slot.messageId);
   }
 
   // ----------------------------------------------------------------------------------------------
@@ -524,6 +694,7 @@ export class SqliteStore implements Store {
     if (this.inTransaction) {
       try {
         const started = this.onCommit !== undefined ? performance.now() : 0;
+        if (this.pendingCount > 0) this.applyPending();
         this.s.commit.run();
         if (this.onCommit !== undefined) commitMs = performance.now() - started;
         this.inTransaction = false;
@@ -590,8 +761,7 @@ export class SqliteStore implements Store {
     const dropped = this.effects.length - this.runnableUpTo;
     this.effects.length = this.runnableUpTo;
     try {
-      this.storedMessages = this.s.countMessages.get() as number;
-      this.recountRefs();
+      this.resync();
     } catch {
       // Keep the old count; a failing database reports itself on the next write.
     }
@@ -620,10 +790,23 @@ export class SqliteStore implements Store {
     return err;
   }
 
+  /** A reference other than a queue entry (the retained table): the message cannot stay inline. */
   private addRef(messageId: number): void {
     const n = this.refs.get(messageId);
     if (n === undefined) throw new Error(`unknown message id ${messageId}`);
     this.refs.set(messageId, n + 1);
+    const pending = this.pendingMessageInserts.get(messageId);
+    if (pending !== undefined) pending.inlineIn = undefined;
+    else this.uninline(messageId);
+  }
+
+  /** A committed inline message gets a second reference: it moves to messages in this batch. */
+  private uninline(messageId: number): void {
+    const slot = this.inline.get(messageId);
+    if (slot === undefined) return;
+    this.inline.delete(messageId);
+    this.pendingMaterialize.push(slot);
+    this.pendingCount++;
   }
 
   /** Drops one reference; deletes the message with its last one. */
@@ -635,14 +818,198 @@ export class SqliteStore implements Store {
       return;
     }
     this.refs.delete(messageId);
-    if (this.s.deleteMessage.run(messageId).changes === 1) this.storedMessages--;
+    this.storedMessages--;
+    // Stored in this batch: never written. Inline: it goes with its queue row (whose removal is what
+    // released it). Otherwise its row goes with the batch.
+    if (this.pendingMessageInserts.delete(messageId) || this.inline.delete(messageId)) return;
+    this.pendingMessageDeletes.push(messageId);
+    this.pendingCount++;
   }
 
-  /** Rebuilds the reference counts from the queue and retained tables. */
-  private recountRefs(): void {
+  /**
+   * Rebuilds the in-memory view from the database (at open and after a rollback): the queue index,
+   * the reference counts (queue entries + retained slots) and the message count. Drops pending writes.
+   */
+  private resync(): void {
+    this.clearPending();
+    this.queues.clear();
     this.refs.clear();
-    for (const row of this.s.countRefs.all() as Array<{ id: number; n: number }>) this.refs.set(row.id, row.n);
-    for (const id of this.s.unreferencedIds.all() as number[]) this.refs.set(id, 0);
+    this.inline.clear();
+    for (const id of this.s.allMessageIds.all() as number[]) this.refs.set(id, 0);
+    for (const row of this.s.allQueueRows.all() as unknown[][]) {
+      const clientId = row[0] as string;
+      const slot: QueueSlot = {
+        clientId,
+        seq: row[1] as number,
+        messageId: row[2] as number,
+        qos: row[3] as number,
+        state: row[4] as number,
+        packetId: row[5] as number | null,
+        retain: row[6] as number,
+        subscriptionIds: row[7] as string | null,
+        pending: PENDING_NONE,
+        stateId: 0,
+        inlineMessage: undefined,
+      };
+      let queue = this.queues.get(clientId);
+      if (queue === undefined) {
+        queue = new Map();
+        this.queues.set(clientId, queue);
+      }
+      queue.set(slot.seq, slot);
+      this.refs.set(slot.messageId, (this.refs.get(slot.messageId) ?? 0) + 1);
+      if (row[8] === 1) this.inline.set(slot.messageId, slot);
+    }
+    for (const row of this.s.allStateRows.all() as unknown[][]) {
+      // In id order, so the latest row of an entry wins (a commit never leaves more than one).
+      const slot = this.queues.get(row[1] as string)?.get(row[2] as number);
+      if (slot === undefined) continue;
+      slot.stateId = row[0] as number;
+      slot.state = row[3] as number;
+      slot.packetId = row[4] as number | null;
+    }
+    for (const id of this.s.allRetainedIds.all() as number[]) this.refs.set(id, (this.refs.get(id) ?? 0) + 1);
+    this.storedMessages = (this.s.countMessages.get() as number) + this.inline.size;
+  }
+
+  private clearPending(): void {
+    this.pendingMessageInserts = new Map();
+    this.pendingMaterialize = [];
+    this.pendingMessageDeletes = [];
+    this.pendingQueueInserts = new Set();
+    this.pendingQueueUpdates = new Set();
+    this.pendingQueueDeletes = new Map();
+    this.pendingStateDeletes = [];
+    this.pendingCount = 0;
+  }
+
+  /** A read sees the batch's writes: they are applied (not committed) first. */
+  private applyForRead(): void {
+    if (this.pendingCount === 0 || !this.inTransaction) return;
+    try {
+      this.applyPending();
+    } catch (err) {
+      // Some of the batch may have been applied: the batch as a whole is gone.
+      const failure = this.abortBatch(err, 'write failed and the batch was rolled back');
+      this.report(failure);
+      throw err;
+    }
+  }
+
+  /**
+   * Writes the batch's pending changes inside its open transaction, as few statements as possible:
+   * deletes as ranges of consecutive keys, inserts as multi-row INSERTs. Deletes go first, so an entry
+   * removed and created again under the same key in one batch ends up created.
+   */
+  private applyPending(): void {
+    const s = this.s;
+    if (this.pendingMaterialize.length > 0) {
+      // Before any queue row goes: the rows holding these messages are still there.
+      for (const slot of this.pendingMaterialize) {
+        s.materializeMessage.run(slot.clientId, slot.seq);
+        s.clearInline.run(slot.clientId, slot.seq);
+      }
+      this.pendingMaterialize = [];
+    }
+    if (this.pendingQueueDeletes.size > 0) {
+      for (const [clientId, seqs] of this.pendingQueueDeletes) {
+        forRuns(seqs, (lo, hi) => s.deleteQueueRange.run(clientId, lo, hi));
+      }
+      this.pendingQueueDeletes = new Map();
+    }
+    if (this.pendingMessageDeletes.length > 0) {
+      forRuns(this.pendingMessageDeletes, (lo, hi) => s.deleteMessageRange.run(lo, hi));
+      this.pendingMessageDeletes = [];
+    }
+    if (this.pendingMessageInserts.size > 0) {
+      const messages = this.pendingMessageInserts;
+      this.pendingMessageInserts = new Map();
+      const rows: unknown[][] = [];
+      for (const [id, message] of messages) {
+        const slot = message.inlineIn;
+        if (slot !== undefined && slot.pending === PENDING_INSERT && inlineable(message.values)) {
+          slot.inlineMessage = message.values;
+          this.inline.set(id, slot);
+        } else {
+          rows.push(message.values);
+        }
+      }
+      if (rows.length > 0) {
+        this.chunked('messages', messageInsertSql, rows.values(), rows.length, undefined, (row, out) => {
+          for (let i = 0; i < row.length; i++) out.push(row[i]);
+        });
+      }
+    }
+    if (this.pendingQueueInserts.size > 0) {
+      const slots = this.pendingQueueInserts;
+      this.pendingQueueInserts = new Set();
+      const plain: QueueSlot[] = [];
+      const withMessage: QueueSlot[] = [];
+      for (const slot of slots) (slot.inlineMessage === undefined ? plain : withMessage).push(slot);
+      if (plain.length > 0) {
+        this.chunked('queue', queueInsertSql, plain.values(), plain.length, undefined, (slot, out) => {
+          slot.pending = PENDING_NONE;
+          out.push(slot.clientId, slot.seq, slot.messageId, slot.qos, slot.state, slot.packetId, slot.retain, slot.subscriptionIds);
+        });
+      }
+      if (withMessage.length > 0) {
+        this.chunked('queue-inline', queueInlineInsertSql, withMessage.values(), withMessage.length, undefined, (slot, out) => {
+          const m = slot.inlineMessage!;
+          slot.pending = PENDING_NONE;
+          slot.inlineMessage = undefined;
+          out.push(
+            slot.clientId, slot.seq, slot.messageId, slot.qos, slot.state, slot.packetId, slot.retain, slot.subscriptionIds,
+            m[1], m[2], m[3], m[4], m[5], m[6], m[7],
+          );
+        });
+      }
+    }
+    if (this.pendingQueueUpdates.size > 0) {
+      // A committed entry's new state is a new queue_state row; the one it had (if any) goes.
+      const slots = this.pendingQueueUpdates;
+      this.pendingQueueUpdates = new Set();
+      for (const slot of slots) {
+        if (slot.stateId !== 0) this.pendingStateDeletes.push(slot.stateId);
+      }
+      this.chunked('state', stateInsertSql, slots.values(), slots.size, undefined, (slot, out) => {
+        slot.pending = PENDING_NONE;
+        slot.stateId = this.nextStateId++;
+        out.push(slot.stateId, slot.clientId, slot.seq, slot.state, slot.packetId);
+      });
+    }
+    if (this.pendingStateDeletes.length > 0) {
+      forRuns(this.pendingStateDeletes, (lo, hi) => s.deleteStateRange.run(lo, hi));
+      this.pendingStateDeletes = [];
+    }
+    this.pendingCount = 0;
+  }
+
+  /**
+   * Runs a multi-row statement (`sql(n)` takes n rows' values, then `last` if given) over `count`
+   * rows in chunks of CHUNK_SIZES rows; each size's statement is prepared once.
+   */
+  private chunked<T>(
+    name: string, sql: (rows: number) => string, rows: Iterator<T>, count: number, last: unknown,
+    push: (row: T, out: unknown[]) => void,
+  ): void {
+    let left = count;
+    const values: unknown[] = [];
+    for (const size of CHUNK_SIZES) {
+      if (left < size) continue;
+      const key = `${name}:${size}`;
+      let statement = this.multi.get(key);
+      if (statement === undefined) {
+        statement = this.db.prepare(sql(size));
+        this.multi.set(key, statement);
+      }
+      while (left >= size) {
+        values.length = 0;
+        for (let i = 0; i < size; i++) push(rows.next().value as T, values);
+        if (last !== undefined) values.push(last);
+        statement.run(values);
+        left -= size;
+      }
+    }
   }
 
   /** Returns free pages to the file system (bounded unless `all`); never fails a batch. */
@@ -768,13 +1135,14 @@ function initialise(db: Database.Database, file: string, durability: 'process' |
 
   // Read-only validation.
   let fresh: boolean;
+  let version: number;
   try {
     const problems = (db.pragma('quick_check(5)') as Array<{ quick_check: string }>).map((r) => r.quick_check);
     if (problems.length !== 1 || problems[0] !== 'ok') {
       throw invalid(`quick_check: ${problems.join('; ').replace(/\s*\n\s*/g, '; ').slice(0, 300)}`);
     }
     const applicationId = db.pragma('application_id', { simple: true }) as number;
-    const version = db.pragma('user_version', { simple: true }) as number;
+    version = db.pragma('user_version', { simple: true }) as number;
     const objects = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all() as string[];
     if (applicationId !== 0 && applicationId !== APPLICATION_ID) {
       throw invalid(`application_id ${applicationId} belongs to another program`);
@@ -789,7 +1157,7 @@ function initialise(db: Database.Database, file: string, durability: 'process' |
       if (objects.length > 0) throw invalid(`it holds tables (${objects.slice(0, 5).join(', ')}) but no mqtt-sim schema`);
       fresh = true;
     } else {
-      const missing = TABLES.filter((t) => !objects.includes(t));
+      const missing = (version === 1 ? TABLES_V1 : TABLES).filter((t) => !objects.includes(t));
       if (missing.length > 0) throw invalid(`schema version ${version} but tables missing: ${missing.join(', ')}`);
       fresh = false;
     }
@@ -822,9 +1190,28 @@ function initialise(db: Database.Database, file: string, durability: 'process' |
       throw err;
     }
   } else {
+    if (version === 1) {
+      db.exec('BEGIN');
+      try {
+        db.exec(MIGRATE_1_TO_2);
+        db.pragma('user_version = 2');
+        db.exec('COMMIT');
+      } catch (err) {
+        if (db.inTransaction) db.exec('ROLLBACK');
+        throw new StoreOpenError(
+          `${file}: migrating schema version 1 to 2 failed (${errorMessage(err)}); the file was left at version 1`,
+          { cause: err },
+        );
+      }
+    }
     // A restart drops messages that nothing references (stored, but their queue entries or retained
-    // slot never committed, or the broker never referenced them).
+    // slot never committed, or the broker never referenced them). Each commit leaves at most one
+    // queue_state row per queue entry and none for removed entries; this only guards that invariant.
     db.exec('DELETE FROM messages WHERE id NOT IN (SELECT message_id FROM queue UNION SELECT message_id FROM retained)');
+    db.exec(
+      `DELETE FROM queue_state WHERE id NOT IN (SELECT max(id) FROM queue_state GROUP BY client_id, seq)
+         OR NOT EXISTS (SELECT 1 FROM queue q WHERE q.client_id = queue_state.client_id AND q.seq = queue_state.seq)`,
+    );
   }
 }
 
@@ -838,7 +1225,7 @@ function prepareStatements(db: Database.Database) {
     rollback: p('ROLLBACK'),
     freelistCount: pluck('PRAGMA freelist_count'),
     pageCount: pluck('PRAGMA page_count'),
-    maxMessageId: pluck('SELECT max(id) FROM messages'),
+    maxMessageId: pluck('SELECT max(x) FROM (SELECT max(id) AS x FROM messages UNION ALL SELECT max(message_id) FROM queue)'),
     countMessages: pluck('SELECT count(*) FROM messages'),
 
     selectSessions: p('SELECT * FROM sessions ORDER BY client_id'),
@@ -858,13 +1245,14 @@ function prepareStatements(db: Database.Database) {
     deleteSubscription: p('DELETE FROM subscriptions WHERE client_id = ? AND filter = ?'),
     deleteSubscriptionsOf: p('DELETE FROM subscriptions WHERE client_id = ?'),
 
-    insertMessage: p(
-      `INSERT INTO messages (id, topic, payload, qos, retain, properties, expires_at, publisher_id, refs)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)`,
-    ),
-    deleteMessage: p('DELETE FROM messages WHERE id = ?'),
-    countRefs: p('SELECT message_id AS id, count(*) AS n FROM (SELECT message_id FROM queue UNION ALL SELECT message_id FROM retained) GROUP BY message_id'),
-    unreferencedIds: pluck('SELECT id FROM messages WHERE id NOT IN (SELECT message_id FROM queue UNION SELECT message_id FROM retained)'),
+    deleteMessageRange: p('DELETE FROM messages WHERE id BETWEEN ? AND ?'),
+    allMessageIds: pluck('SELECT id FROM messages'),
+    allRetainedIds: pluck('SELECT message_id FROM retained'),
+    allQueueRows: db
+      .prepare(
+        'SELECT client_id, seq, message_id, qos, state, packet_id, retain, subscription_ids, m_topic IS NOT NULL FROM queue',
+      )
+      .raw() as Statement,
 
     selectRetained: p(`SELECT r.message_id, ${messageColumns} FROM retained r JOIN messages m ON m.id = r.message_id`),
     selectRetainedId: pluck('SELECT message_id FROM retained WHERE topic = ?'),
@@ -873,21 +1261,30 @@ function prepareStatements(db: Database.Database) {
     ),
     deleteRetained: p('DELETE FROM retained WHERE topic = ?'),
 
+    // A message is either inline in its queue row or in messages, so each coalesce picks that one.
     selectQueue: p(
       `SELECT q.seq, q.message_id, q.qos AS q_qos, q.state, q.packet_id, q.retain AS q_retain, q.subscription_ids,
-              ${messageColumns}
-       FROM queue q JOIN messages m ON m.id = q.message_id
-       WHERE q.client_id = ? ORDER BY q.seq`,
+              coalesce(q.m_topic, m.topic) AS topic, coalesce(q.m_payload, m.payload) AS payload,
+              coalesce(q.m_qos, m.qos) AS qos, coalesce(q.m_retain, m.retain) AS retain,
+              coalesce(q.m_properties, m.properties) AS properties, coalesce(q.m_expires_at, m.expires_at) AS expires_at,
+              coalesce(q.m_publisher_id, m.publisher_id) AS publisher_id
+       FROM queue q LEFT JOIN messages m ON m.id = q.message_id
+       WHERE q.client_id = ? AND (q.m_topic IS NOT NULL OR m.id IS NOT NULL) ORDER BY q.seq`,
     ),
-    insertQueue: p(
-      `INSERT INTO queue (client_id, seq, message_id, qos, state, packet_id, retain, subscription_ids)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    deleteQueueRange: p('DELETE FROM queue WHERE client_id = ? AND seq BETWEEN ? AND ?'),
+    deleteQueueOf: p('DELETE FROM queue WHERE client_id = ?'),
+    materializeMessage: p(
+      `INSERT INTO messages (id, topic, payload, qos, retain, properties, expires_at, publisher_id)
+       SELECT message_id, m_topic, m_payload, m_qos, m_retain, m_properties, m_expires_at, m_publisher_id
+       FROM queue WHERE client_id = ? AND seq = ? AND m_topic IS NOT NULL`,
     ),
-    updateQueue: p(
-      'UPDATE queue SET state = ?, packet_id = coalesce(?, packet_id) WHERE client_id = ? AND seq = ?',
+    clearInline: p(
+      `UPDATE queue SET m_topic = NULL, m_payload = NULL, m_qos = NULL, m_retain = NULL, m_properties = NULL,
+         m_expires_at = NULL, m_publisher_id = NULL WHERE client_id = ? AND seq = ?`,
     ),
-    deleteQueue: pluck('DELETE FROM queue WHERE client_id = ? AND seq = ? RETURNING message_id'),
-    deleteQueueOf: pluck('DELETE FROM queue WHERE client_id = ? RETURNING message_id'),
+    maxStateId: pluck('SELECT max(id) FROM queue_state'),
+    allStateRows: db.prepare('SELECT id, client_id, seq, state, packet_id FROM queue_state ORDER BY id').raw() as Statement,
+    deleteStateRange: p('DELETE FROM queue_state WHERE id BETWEEN ? AND ?'),
 
     selectInbound: pluck('SELECT packet_id FROM inbound_qos2 WHERE client_id = ? ORDER BY packet_id'),
     insertInbound: p('INSERT OR IGNORE INTO inbound_qos2 (client_id, packet_id) VALUES (?, ?)'),
@@ -988,9 +1385,21 @@ function reviveBuffers(_key: string, value: unknown): unknown {
   return value;
 }
 
-function isPrimaryKeyConflict(err: unknown): boolean {
-  const code = errorCode(err);
-  return code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_UNIQUE';
+/** Calls `run(lo, hi)` for each run of consecutive integers in `values` (any order). */
+function forRuns(values: readonly number[], run: (lo: number, hi: number) => void): void {
+  const sorted = values.length === 1 ? values : Float64Array.from(values).sort();
+  let lo = sorted[0]!;
+  let hi = lo;
+  for (let i = 1; i < sorted.length; i++) {
+    const v = sorted[i]!;
+    if (v <= hi + 1) {
+      if (v > hi) hi = v;
+      continue;
+    }
+    run(lo, hi);
+    lo = hi = v;
+  }
+  run(lo, hi);
 }
 
 function errorCode(err: unknown): string | undefined {

@@ -6,7 +6,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
 import ts from 'typescript';
 import { afterEach, describe, expect, it } from 'vitest';
-import { SCHEMA_VERSION } from '../../../broker/store/sqlite-schema.js';
+import { APPLICATION_ID, CREATE_SCHEMA_V1, SCHEMA_VERSION } from '../../../broker/store/sqlite-schema.js';
 import { SqliteStore, StoreCommitError, StoreOpenError, type SqliteStoreOptions } from '../../../broker/store/sqlite.js';
 import type { QueueEntry, StoredMessage } from '../../../broker/store/types.js';
 import { killAllChildren, spawnChild } from '../../helpers/child-process.js';
@@ -242,6 +242,39 @@ describe('SqliteStore: opening', () => {
     expect(error.message).toContain(`was written by a newer mqtt-sim (schema version ${SCHEMA_VERSION + 1}`);
     expect(error.message).toContain('nothing was changed');
     expect(dirSnapshot(dir)).toEqual(before);
+  });
+
+  it('migrates a schema version 1 database to version 2 and keeps its data', () => {
+    const dir = tempDir();
+    // A database as version 1 wrote it.
+    const raw = new Database(path.join(dir, 'mqtt-sim.db'));
+    raw.pragma('auto_vacuum = INCREMENTAL');
+    raw.pragma('journal_mode = WAL');
+    raw.exec(CREATE_SCHEMA_V1);
+    raw.pragma(`application_id = ${APPLICATION_ID}`);
+    raw.pragma('user_version = 1');
+    raw.exec(`INSERT INTO sessions (client_id, protocol_version, expiry_interval) VALUES ('c1', 4, ${0xffffffff})`);
+    raw.exec(`INSERT INTO messages (id, topic, payload, qos, retain) VALUES (1, 'v1/1', x'01', 1, 0), (2, 'v1/2', x'02', 1, 0)`);
+    raw.exec(`INSERT INTO queue (client_id, seq, message_id, qos, state, packet_id, retain) VALUES ('c1', 1, 1, 1, 1, 7, 0), ('c1', 2, 2, 1, 0, NULL, 0)`);
+    raw.close();
+
+    const migrated = open(dir);
+    expect(migrated.db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+    expect(migrated.loadQueue('c1').map(({ seq, state, packetId, message }) => ({ seq, state, packetId, topic: message.topic }))).toEqual([
+      { seq: 1, state: 'sent', packetId: 7, topic: 'v1/1' },
+      { seq: 2, state: 'queued', packetId: undefined, topic: 'v1/2' },
+    ]);
+    expect(migrated.messageCount()).toBe(2);
+    migrated.updateQueueEntry('c1', 2, { state: 'sent', packetId: 8 });
+    migrated.enqueue('c1', entry(3, migrated.putMessage(msg('v2/3'))));
+    migrated.close();
+    const reopened = open(dir);
+    expect(reopened.loadQueue('c1').map(({ seq, state, packetId, message }) => ({ seq, state, packetId, topic: message.topic }))).toEqual([
+      { seq: 1, state: 'sent', packetId: 7, topic: 'v1/1' },
+      { seq: 2, state: 'sent', packetId: 8, topic: 'v1/2' },
+      { seq: 3, state: 'queued', packetId: undefined, topic: 'v2/3' },
+    ]);
+    expect(reopened.messageCount()).toBe(3);
   });
 
   it('refuses a data dir that cannot be created or written', () => {
@@ -509,7 +542,7 @@ describe('SqliteStore: failures', () => {
     expect(ran).toBe(0);
   });
 
-  it('a disk-full write (SQLITE_FULL) that rolls back the transaction drops the batch and its effects', async () => {
+  it('a disk-full write (SQLITE_FULL) at the commit point drops the batch and its effects', async () => {
     const dir = tempDir();
     const errors: StoreCommitError[] = [];
     const store = open(dir, { onError: (err) => errors.push(err) });
@@ -521,12 +554,13 @@ describe('SqliteStore: failures', () => {
     const ran: string[] = [];
     store.saveSession({ clientId: 'lost', protocolVersion: 5, expiryInterval: 1 });
     store.afterCommit(() => ran.push('ack lost'));
-    expect(() => store.putMessage(msg('big', { payload: Buffer.alloc(256 * 1024) }))).toThrow(/full/);
+    // Messages and queue entries are written behind, at the commit point: the failure shows there.
+    store.putMessage(msg('big', { payload: Buffer.alloc(256 * 1024) }));
     await nextTurn();
 
     expect(ran).toEqual([]);
     expect(errors).toHaveLength(1);
-    expect(errors[0]?.message).toMatch(/^write failed and SQLite rolled back the transaction/);
+    expect(errors[0]?.message).toMatch(/^commit failed: the writes of this batch were rolled back and 1 pending effect\(s\) dropped: .*full/);
     expect(store.loadSessions().map((s) => s.clientId)).toEqual(['before']);
     expect(store.messageCount()).toBe(0);
 
@@ -537,6 +571,30 @@ describe('SqliteStore: failures', () => {
     expect(ran).toEqual(['ack after']);
     store.closeWithoutFlush();
     expect(open(dir).loadSessions().map((s) => s.clientId)).toEqual(['after', 'before']);
+  });
+
+  it('a disk-full write-through (a session with a large will) that rolls back the transaction drops the batch', async () => {
+    const dir = tempDir();
+    const errors: StoreCommitError[] = [];
+    const store = open(dir, { onError: (err) => errors.push(err) });
+    store.saveSession({ clientId: 'before', protocolVersion: 5, expiryInterval: 1 });
+    store.flush();
+    store.db.pragma(`max_page_count = ${store.db.pragma('page_count', { simple: true }) as number}`);
+
+    const ran: string[] = [];
+    store.enqueue('before', entry(1, store.putMessage(msg('lost/1'))));
+    store.afterCommit(() => ran.push('ack lost'));
+    const will = { topic: 'w', payload: Buffer.alloc(256 * 1024), qos: 1 as const, retain: false };
+    expect(() => store.saveSession({ clientId: 'big', protocolVersion: 5, expiryInterval: 1, will })).toThrow(/full/);
+    await nextTurn();
+
+    expect(ran).toEqual([]);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]?.message).toMatch(/^write failed and SQLite rolled back the transaction/);
+    expect(store.loadSessions().map((s) => s.clientId)).toEqual(['before']);
+    expect(store.loadQueue('before')).toEqual([]);
+    expect(store.messageCount()).toBe(0);
+    store.db.pragma('max_page_count = 1073741823');
   });
 
   it('rejects unknown message ids and duplicate seqs without changing reference counts', () => {
@@ -556,6 +614,94 @@ describe('SqliteStore: failures', () => {
 });
 
 describe('SqliteStore: restart and space', () => {
+  it('a message stored inline in its only queue entry moves to messages when it gets another reference', async () => {
+    const dir = tempDir();
+    const store = open(dir);
+    const a = store.putMessage(msg('inline/a', { payload: Buffer.from('aa'), properties: { contentType: 'x' } }));
+    const b = store.putMessage(msg('inline/b', { payload: Buffer.alloc(0) }));
+    const c = store.putMessage(msg('inline/c'));
+    const d = store.putMessage(msg('inline/d'));
+    store.enqueue('c1', entry(1, a));
+    store.enqueue('c1', entry(2, b));
+    store.enqueue('c1', entry(3, c));
+    store.enqueue('c5', entry(1, d));
+    await nextTurn();
+    const inlineRows = (): number => store.db.prepare('SELECT count(*) FROM queue WHERE m_topic IS NOT NULL').pluck().get() as number;
+    expect(inlineRows()).toBe(4);
+    expect(store.db.prepare('SELECT count(*) FROM messages').pluck().get()).toBe(0);
+    expect(store.messageCount()).toBe(4);
+
+    // a: a second queue entry, then the first goes in the same batch. b: retained. c: its holder's
+    // session is deleted in the batch that gives it a second reference. d: stays inline.
+    store.enqueue('c2', entry(1, a));
+    store.dequeue('c1', 1);
+    store.setRetained('inline/b', b);
+    store.enqueue('c3', entry(1, c));
+    store.deleteSession('c1');
+    await nextTurn();
+    expect(store.messageCount()).toBe(4);
+    store.enqueue('c4', entry(1, d));
+    store.flush();
+    store.closeWithoutFlush();
+
+    const reopened = open(dir);
+    expect(reopened.messageCount()).toBe(4);
+    expect(reopened.loadQueue('c1')).toEqual([]);
+    const [qa] = reopened.loadQueue('c2');
+    expect(qa?.message.topic).toBe('inline/a');
+    expect(qa?.message.payload.toString()).toBe('aa');
+    expect(qa?.message.properties).toEqual({ contentType: 'x' });
+    expect(reopened.loadQueue('c3').map((e) => e.message.topic)).toEqual(['inline/c']);
+    expect(reopened.loadQueue('c4').map((e) => e.message.topic)).toEqual(['inline/d']);
+    const retained = reopened.loadRetained();
+    expect(retained.map((r) => [r.messageId, r.message.topic, r.message.payload.length])).toEqual([[b, 'inline/b', 0]]);
+    expect(reopened.db.prepare('SELECT count(*) FROM queue WHERE m_topic IS NOT NULL').pluck().get()).toBe(0);
+    reopened.dequeue('c2', 1);
+    reopened.dequeue('c3', 1);
+    reopened.dequeue('c4', 1);
+    reopened.dequeue('c5', 1);
+    reopened.setRetained('inline/b', null);
+    reopened.flush();
+    expect(reopened.messageCount()).toBe(0);
+    expect(reopened.db.prepare('SELECT count(*) FROM messages').pluck().get()).toBe(0);
+    expect(reopened.putMessage(msg('next'))).toBeGreaterThan(d);
+  });
+
+  it('state changes of committed entries survive a crash, latest wins, and leave no rows behind', async () => {
+    const dir = tempDir();
+    const store = open(dir);
+    for (let seq = 1; seq <= 4; seq++) store.enqueue('c', entry(seq, store.putMessage(msg(`s/${seq}`, { qos: 2 })), { qos: 2 }));
+    await nextTurn();
+    store.updateQueueEntry('c', 1, { state: 'sent', packetId: 11 });
+    store.updateQueueEntry('c', 2, { state: 'sent', packetId: 12 });
+    store.updateQueueEntry('c', 3, { state: 'sent', packetId: 13 });
+    await nextTurn();
+    store.updateQueueEntry('c', 1, { state: 'pubrec-received' });
+    store.updateQueueEntry('c', 2, { state: 'pubrec-received', packetId: 12 });
+    store.dequeue('c', 3);
+    await nextTurn();
+    // In the same batch: changed, then removed; changed twice.
+    store.updateQueueEntry('c', 4, { state: 'sent', packetId: 14 });
+    store.dequeue('c', 2);
+    store.updateQueueEntry('c', 4, { state: 'pubrec-received' });
+    store.flush();
+    // A change left uncommitted by the crash.
+    store.updateQueueEntry('c', 1, { state: 'queued', packetId: 99 });
+    store.closeWithoutFlush();
+
+    const reopened = open(dir);
+    expect(reopened.loadQueue('c').map(({ seq, state, packetId }) => ({ seq, state, packetId }))).toEqual([
+      { seq: 1, state: 'pubrec-received', packetId: 11 },
+      { seq: 4, state: 'pubrec-received', packetId: 14 },
+    ]);
+    expect(reopened.db.prepare('SELECT count(*) FROM queue_state').pluck().get()).toBe(2);
+    reopened.dequeue('c', 1);
+    reopened.deleteSession('c');
+    reopened.flush();
+    expect(reopened.db.prepare('SELECT count(*) FROM queue_state').pluck().get()).toBe(0);
+    expect(reopened.messageCount()).toBe(0);
+  });
+
   it('drops unreferenced messages at open and keeps message ids increasing', () => {
     const dir = tempDir();
     const store = open(dir);
