@@ -6,7 +6,11 @@
 import { availableParallelism } from 'node:os';
 import type { Argv, CommandModule } from 'yargs';
 import { RunSetupError, runScenario, TargetUnreachableError } from '../../simulator/orchestrator/run.js';
+import { createDashboardReporter, type DashboardReporter } from '../../simulator/dashboard/dashboard-reporter.js';
+import { chooseReporter } from '../../simulator/report/choose-reporter.js';
+import { createJsonReporter } from '../../simulator/report/json-reporter.js';
 import { createPlainReporter } from '../../simulator/report/plain-reporter.js';
+import type { Reporter } from '../../simulator/report/reporter.js';
 import { loadScenario, ScenarioError } from '../../simulator/scenario/load.js';
 import type { CommandContext } from '../context.js';
 import { ExitCode, UserError } from '../exit-codes.js';
@@ -20,11 +24,14 @@ export interface RunArgs {
   report?: boolean;
   persistence: 'sqlite' | 'memory';
   'progress-interval': number;
+  /** --no-dashboard sets it false. */
+  dashboard?: boolean;
+  json?: boolean;
 }
 
 export function runCommandBuilder(yargs: Argv): Argv<RunArgs> {
   return yargs
-    .usage('$0 run <scenario> [options]\n\nRuns a scenario: devices connect, publish and subscribe on worker threads against the target (the embedded reference broker when the scenario names none), progress every few seconds, a summary at the end and reports/<scenario>-<timestamp>/run.json.')
+    .usage('$0 run <scenario> [options]\n\nRuns a scenario: devices connect, publish and subscribe on worker threads against the target (the embedded reference broker when the scenario names none), a live dashboard on a terminal (progress lines every few seconds otherwise), a summary at the end and reports/<scenario>-<timestamp>/run.json.')
     .positional('scenario', { type: 'string', describe: 'Scenario YAML file (see docs/scenarios.md)', demandOption: true })
     .option('target', { type: 'string', array: true, describe: 'Broker URL(s) to test instead of the scenario target (mqtt://, mqtts://, ws://, wss://); several: devices are spread over them' })
     .option('workers', { type: 'number', describe: 'Worker threads (shards)', defaultDescription: `${availableParallelism()} (the CPUs of this machine)` })
@@ -33,6 +40,8 @@ export function runCommandBuilder(yargs: Argv): Argv<RunArgs> {
     .option('report', { type: 'boolean', default: true, describe: 'Write run.json (--no-report: print only)' })
     .option('persistence', { choices: ['sqlite', 'memory'] as const, default: 'sqlite' as const, describe: 'Store of the embedded broker (ignored with a target)' })
     .option('progress-interval', { type: 'number', default: 5, describe: 'Seconds between progress lines' })
+    .option('dashboard', { type: 'boolean', default: true, describe: 'Live terminal dashboard when stdout is a terminal and CI is unset (--no-dashboard: plain progress lines)' })
+    .option('json', { type: 'boolean', default: false, describe: 'NDJSON on stdout: one {"type": ...} object per phase, timeline point and event, then the result; the summary goes to stderr' })
     .example('$0 run scenarios/pipeline.yaml', 'the flagship pipeline against the embedded broker')
     .example('$0 run scenarios/smoke.yaml --target mqtt://127.0.0.1:1883', 'the smoke scenario against a broker you run')
     .example('$0 run scenarios/smoke.yaml --workers 1 --seed 7 --report-dir out/', 'one worker, a fixed seed, run.json in out/') as Argv<RunArgs>;
@@ -63,16 +72,30 @@ export async function runCommandHandler(args: RunArgs & Partial<CommandContext>)
   const controller = new AbortController();
   // The first Ctrl-C stops the run gracefully and still writes the report; our listeners are then
   // removed, so a second one terminates at once (Node's default) if stopping ever hangs.
+  let dashboard: DashboardReporter | null = null;
   const onSignal = (): void => {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    io.stderr('\nmqtt-sim: stopping the run; the report is still written (Ctrl-C again quits at once)\n');
+    // The dashboard owns the terminal: it shows the notice itself instead of a line written across its frame.
+    if (dashboard !== null) dashboard.interrupted();
+    else io.stderr('\nmqtt-sim: stopping the run; the report is still written (Ctrl-C again quits at once)\n');
     controller.abort();
+  };
+  // In the dashboard Ctrl-C is a key press (raw mode), not SIGINT: the first stops the run like SIGINT;
+  // the second gives the terminal back and raises SIGINT, which now has no listener and ends the process.
+  const onDashboardCtrlC = (): void => {
+    if (!controller.signal.aborted) return onSignal();
+    dashboard?.close();
+    process.kill(process.pid, 'SIGINT');
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    const reporter = createPlainReporter(io.stdout, { everyMs: args['progress-interval'] * 1000 });
+    const kind = chooseReporter({ isTTY: process.stdout.isTTY, json: args.json === true, noDashboard: args.dashboard === false, env: process.env });
+    let reporter: Reporter;
+    if (kind === 'json') reporter = createJsonReporter(io.stdout, io.stderr);
+    else if (kind === 'dashboard') reporter = dashboard = createDashboardReporter({ onInterrupt: onDashboardCtrlC });
+    else reporter = createPlainReporter(io.stdout, { everyMs: args['progress-interval'] * 1000 });
     const options: Parameters<typeof runScenario>[1] = {
       workers,
       reporter,
@@ -95,6 +118,7 @@ export async function runCommandHandler(args: RunArgs & Partial<CommandContext>)
     if (err instanceof RunSetupError) throw new UserError(err.message, ExitCode.BadUsage);
     throw err;
   } finally {
+    dashboard?.close();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }

@@ -1,0 +1,127 @@
+/**
+ * The dashboard reporter on fake terminal streams: it draws while the run goes, hands Ctrl-C (a key in
+ * raw mode) to onInterrupt instead of exiting, and at finish leaves the final frame, prints the summary
+ * and gives the terminal back.
+ */
+import { EventEmitter } from 'node:events';
+import { stripVTControlCharacters } from 'node:util';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createDashboardReporter, type DashboardReporter } from '../../../../simulator/dashboard/dashboard-reporter.js';
+import { formatSummary } from '../../../../simulator/report/summary.js';
+import { countersAt, fixture, startInfo, t0 } from './fixture-run.js';
+
+class FakeTerminal extends EventEmitter {
+  columns = 100;
+  rows = 40;
+  isTTY = true;
+  output = '';
+  write = (chunk: string): boolean => {
+    this.output += chunk;
+    return true;
+  };
+}
+
+class FakeKeyboard extends EventEmitter {
+  isTTY = true;
+  rawMode = false;
+  private pending: string[] = [];
+  setRawMode(on: boolean): this {
+    this.rawMode = on;
+    return this;
+  }
+  setEncoding(): this {
+    return this;
+  }
+  read(): string | null {
+    return this.pending.shift() ?? null;
+  }
+  ref(): this {
+    return this;
+  }
+  unref(): this {
+    return this;
+  }
+  resume(): this {
+    return this;
+  }
+  pause(): this {
+    return this;
+  }
+  press(data: string): void {
+    this.pending.push(data);
+    this.emit('readable');
+  }
+}
+
+const open: DashboardReporter[] = [];
+afterEach(() => {
+  for (const r of open.splice(0)) r.close();
+});
+
+function setup(onInterrupt: () => void = () => undefined) {
+  const stdout = new FakeTerminal();
+  const stdin = new FakeKeyboard();
+  let now = t0;
+  const reporter = createDashboardReporter({
+    stdout: stdout as unknown as NodeJS.WriteStream,
+    stderr: new FakeTerminal() as unknown as NodeJS.WriteStream,
+    stdin: stdin as unknown as NodeJS.ReadStream,
+    clock: () => now,
+    maxFps: 1000,
+    patchConsole: false,
+    onInterrupt,
+  });
+  open.push(reporter);
+  return { stdout, stdin, reporter, advance: (ms: number) => (now += ms), text: () => stripVTControlCharacters(stdout.output) };
+}
+
+/** Lets React commit and ink's throttled writer flush. */
+const settle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 30));
+
+describe('dashboard reporter', () => {
+  it('draws the live area from the reporter calls', async () => {
+    const { reporter, advance, text } = setup();
+    const result = fixture();
+    reporter.start(startInfo(result));
+    advance(12_400);
+    reporter.phase('steady', 12_000);
+    reporter.point(result.timeline[2]!, countersAt(result, 12_000));
+    await settle();
+    expect(text()).toContain('mqtt-sim run pipeline-small  steady  elapsed 12s of 1m 00s');
+    expect(text()).toMatch(/pressure-sensors +200\/200 +3,412/);
+  });
+
+  it('passes Ctrl-C to onInterrupt instead of exiting, in raw mode', async () => {
+    let interrupts = 0;
+    const { reporter, stdin } = setup(() => interrupts++);
+    reporter.start(startInfo(fixture()));
+    await settle();
+    expect(stdin.rawMode).toBe(true);
+    stdin.press('\u0003');
+    await settle();
+    expect(interrupts).toBe(1);
+    reporter.interrupted();
+    reporter.close();
+    expect(stdin.rawMode).toBe(false);
+  });
+
+  it('at finish leaves the final frame, prints the summary after it and releases the terminal', async () => {
+    const { reporter, stdin, stdout, advance } = setup();
+    const result = fixture();
+    reporter.start(startInfo(result));
+    await settle();
+    advance(65_400);
+    reporter.finish(result, 'reports/pipeline-small');
+    const out = stripVTControlCharacters(stdout.output);
+    const summaryAt = out.indexOf(formatSummary(result));
+    expect(summaryAt).toBeGreaterThan(0);
+    expect(out.lastIndexOf('delivery checker: PASS')).toBeLessThan(summaryAt);
+    expect(out.endsWith('report: reports/pipeline-small/run.json\n')).toBe(true);
+    expect(stdin.rawMode).toBe(false);
+    // Nothing is drawn after the end.
+    const length = stdout.output.length;
+    reporter.event({ atMs: 70_000, level: 'info', message: 'late' });
+    await settle();
+    expect(stdout.output.length).toBe(length);
+  });
+});
