@@ -18,6 +18,10 @@
  *
  * Packets from the broker go bytes → PacketParser → handlePacket() → one small named step per packet
  * type. Everything written in one tick leaves as one socket write (flushAll, shared by all clients).
+ *
+ * The broker's protocol violations are judged along the way, only where this side can be sure, and
+ * reported through handler.onViolation (judgeDelivery, checkReceiveMaximum, the acknowledgement steps,
+ * topic aliases, the parser's size limit); the connection is only ended where the spec says so.
  */
 import type { Duplex } from 'node:stream';
 import {
@@ -27,7 +31,8 @@ import {
 import type {
   ConnackPacket, ConnectPacket, Packet, Properties, PublishPacket, QoS, Subscription,
 } from '../../protocol/index.js';
-import type { DisconnectCause } from '../metrics/types.js';
+import { parseSharedFilter, topicMatches } from '../../protocol/topic.js';
+import type { BrokerViolationKind, DisconnectCause } from '../metrics/types.js';
 import { backoffDelay } from './backoff.js';
 import { openTransport, transportScheme } from './transport.js';
 import type { ClientState, ClientTimers, LeanClientHandler, LeanClientOptions } from './types.js';
@@ -187,8 +192,20 @@ export class LeanClient<Ctx> implements StreamOwner, Flushable {
   /** Every subscription asked for, in order; subs[0..subsConfirmed) were acknowledged on the broker's current session. */
   private subs: Subscription[] | null = null;
   private subsConfirmed = 0;
-  /** SUBSCRIBE packet id → end index into subs, until its SUBACK. */
-  private pendingSubacks: Map<number, number> | null = null;
+  /**
+   * Per entry of subs: the filter topics are matched against (a shared filter without `$share/group/`),
+   * computed once so judging an inbound PUBLISH allocates nothing.
+   */
+  private subFilters: string[] | null = null;
+  /** Per entry of subs: the SUBACK code on the broker's current session; -1 until then (or after a session loss). */
+  private subGranted: number[] | null = null;
+  /** SUBSCRIBE packet id → the range [from, to) of subs it carried, until its SUBACK. */
+  private pendingSubacks: Map<number, { from: number; to: number }> | null = null;
+  /**
+   * PUBACKs and PUBCOMPs written since the last flush: not on the wire yet, so the broker cannot have
+   * them; with awaitingRel, the inbound QoS 1/2 messages the broker must count as unacknowledged.
+   */
+  private unflushedAcks = 0;
   /** Inbound QoS 2 packet ids delivered and awaiting PUBREL: a resent PUBLISH with one of them is not delivered again. */
   private awaitingRel: Set<number> | null = null;
   /** Inbound topic aliases (MQTT 5) of this connection. */
@@ -236,14 +253,29 @@ export class LeanClient<Ctx> implements StreamOwner, Flushable {
    * Subscribes now when connected; in any case the subscriptions are remembered and sent again after
    * every CONNACK that says the broker has no session for us. Throws for an invalid topic filter.
    */
-  subscribe(subs: Array<{ topic: string; qos: QoS }>): void {
+  subscribe(subs: Array<{ topic: string; qos: QoS; noLocal?: boolean; retainAsPublished?: boolean; retainHandling?: 0 | 1 | 2 }>): void {
     if (this.current === 'closed' || subs.length === 0) return;
-    const added: Subscription[] = subs.map((s) => ({ topic: s.topic, qos: s.qos }));
+    const added: Subscription[] = subs.map((s) => {
+      const sub: Subscription = { topic: s.topic, qos: s.qos };
+      // MQTT 5 subscription options; 3.1.1 has none to send.
+      if (this.options.protocolVersion === 5) {
+        if (s.noLocal === true) sub.noLocal = true;
+        if (s.retainAsPublished === true) sub.retainAsPublished = true;
+        if (s.retainHandling !== undefined && s.retainHandling !== 0) sub.retainHandling = s.retainHandling;
+      }
+      return sub;
+    });
     // Validate now, so a bad filter throws to the caller rather than inside a reconnect.
     encodePacket({ type: 'subscribe', packetId: 1, subscriptions: added }, this.options.protocolVersion);
     const all = (this.subs ??= []);
+    const filters = (this.subFilters ??= []);
+    const granted = (this.subGranted ??= []);
     const from = all.length;
-    for (const s of added) all.push(s);
+    for (const s of added) {
+      all.push(s);
+      filters.push(parseSharedFilter(s.topic)?.filter ?? s.topic);
+      granted.push(-1);
+    }
     if (this.current === 'connected') this.sendSubscribe(from, all.length);
   }
 
@@ -422,7 +454,10 @@ export class LeanClient<Ctx> implements StreamOwner, Flushable {
     }
     stream[CLIENT] = this;
     this.stream = stream;
-    this.parser = new PacketParser({ protocolVersion: this.options.protocolVersion });
+    const maxPacket = this.options.protocolVersion === 5 ? this.options.maximumPacketSize : undefined;
+    this.parser = new PacketParser(maxPacket === undefined
+      ? { protocolVersion: this.options.protocolVersion }
+      : { protocolVersion: this.options.protocolVersion, maxPacketSize: maxPacket });
     stream.on(readyEvent, onStreamReady);
     stream.on('data', onStreamData);
     stream.on('error', onStreamError);
@@ -472,6 +507,7 @@ export class LeanClient<Ctx> implements StreamOwner, Flushable {
       if (o.sessionExpirySec > 0) properties.sessionExpiryInterval = o.sessionExpirySec;
       if (o.receiveMaximum < 65535) properties.receiveMaximum = o.receiveMaximum;
       if ((o.topicAliasMaximum ?? 0) > 0) properties.topicAliasMaximum = o.topicAliasMaximum;
+      if (o.maximumPacketSize !== undefined) properties.maximumPacketSize = o.maximumPacketSize;
     }
     const packet: ConnectPacket = {
       type: 'connect',
@@ -500,6 +536,7 @@ export class LeanClient<Ctx> implements StreamOwner, Flushable {
     this.outboxBytes = 0;
     this.pendingSubacks = null;
     this.aliases = null;
+    this.unflushedAcks = 0;
     this.pingSentAt = -1;
     if (stream !== null) {
       stream[CLIENT] = null;
@@ -552,7 +589,29 @@ export class LeanClient<Ctx> implements StreamOwner, Flushable {
       // A callback may have stopped or destroyed the client, or the packet ended the connection.
       if (this.stream !== stream) return;
     }
-    if (failure !== null) this.connectionLost('protocol', failure.message);
+    if (failure === null) return;
+    if (failure.reasonCode === 0x95 && this.options.maximumPacketSize !== undefined && this.options.protocolVersion === 5) {
+      // [MQTT-3.1.2-25] the broker must not send a packet above our Maximum Packet Size; receiving one,
+      // the client disconnects with 0x95 Packet too large (4.13).
+      this.violation('packet-too-large', failure.message);
+      if (this.stream !== stream) return;
+      this.disconnectWith(0x95, failure.message);
+      return;
+    }
+    this.connectionLost('protocol', failure.message);
+  }
+
+  private violation(kind: BrokerViolationKind, detail: string): void {
+    this.handler.onViolation?.(this.ctx, kind, detail);
+  }
+
+  /** A protocol error the spec answers with DISCONNECT: say why (v5), put it on the wire, and end the connection. */
+  private disconnectWith(reasonCode: number, detail: string): void {
+    if (this.options.protocolVersion === 5) {
+      this.write(encodePacket({ type: 'disconnect', reasonCode }, 5));
+      this.flushOutbox();
+    }
+    this.connectionLost('protocol', `sent DISCONNECT ${reasonDetail(reasonCode)}: ${detail}`);
   }
 
   private handlePacket(p: Packet): void {
@@ -569,6 +628,9 @@ export class LeanClient<Ctx> implements StreamOwner, Flushable {
       case 'pubcomp': return this.onPubcomp(p.packetId, p.reasonCode ?? 0);
       case 'suback': return this.onSuback(p.packetId, p.reasonCodes);
       case 'unsuback':
+        // This client never unsubscribes: no UNSUBACK can be owed.
+        this.violation('unknown-packet-id', `UNSUBACK for packet id ${p.packetId}, but no UNSUBSCRIBE was sent`);
+        return;
       case 'pingresp':
         return;
       case 'disconnect': {
@@ -616,6 +678,7 @@ export class LeanClient<Ctx> implements StreamOwner, Flushable {
       // The broker has nothing of ours: no subscriptions, no QoS 2 ids awaiting PUBREL.
       this.awaitingRel = null;
       this.subsConfirmed = 0;
+      this.subGranted?.fill(-1);
     }
     this.resubscribe();
     this.resendInflight(p.sessionPresent);
@@ -633,7 +696,7 @@ export class LeanClient<Ctx> implements StreamOwner, Flushable {
   private sendSubscribe(from: number, to: number): void {
     const id = this.allocatePacketId();
     if (id === 0) return;
-    (this.pendingSubacks ??= new Map()).set(id, to);
+    (this.pendingSubacks ??= new Map()).set(id, { from, to });
     const subscriptions = this.subs!.slice(from, to);
     this.write(encodePacket({ type: 'subscribe', packetId: id, subscriptions }, this.options.protocolVersion));
   }
@@ -718,14 +781,19 @@ export class LeanClient<Ctx> implements StreamOwner, Flushable {
 
   private onPuback(id: number, reasonCode: number): void {
     const m = this.inflight?.get(id);
-    // An unknown id is the broker's mistake; counting those is not this client's job.
-    if (m === undefined || m.qos !== 1) return;
+    if (m === undefined || m.qos !== 1) {
+      this.violation('unknown-packet-id', `PUBACK for packet id ${id}, ${m === undefined ? 'which has no publish in flight' : 'a QoS 2 publish'}`);
+      return;
+    }
     this.complete(m, reasonCode);
   }
 
   private onPubrec(id: number, reasonCode: number): void {
     const m = this.inflight?.get(id);
-    if (m === undefined || m.qos !== 2) return;
+    if (m === undefined || m.qos !== 2) {
+      this.violation('unknown-packet-id', `PUBREC for packet id ${id}, ${m === undefined ? 'which has no publish in flight' : 'a QoS 1 publish'}`);
+      return;
+    }
     if (reasonCode >= 0x80) {
       // A failed PUBREC ends the flow: no PUBREL, the id is free again [MQTT-4.3.3].
       this.complete(m, reasonCode);
@@ -740,46 +808,78 @@ export class LeanClient<Ctx> implements StreamOwner, Flushable {
 
   private onPubcomp(id: number, reasonCode: number): void {
     const m = this.inflight?.get(id);
-    if (m === undefined || m.phase !== Phase.Released) return;
+    if (m === undefined || m.phase !== Phase.Released) {
+      this.violation('unknown-packet-id', `PUBCOMP for packet id ${id}, ${m === undefined ? 'which has no publish in flight' : 'before its PUBREC (no PUBREL was sent)'}`);
+      return;
+    }
     this.complete(m, reasonCode);
   }
 
   private onSuback(id: number, reasonCodes: number[]): void {
-    const end = this.pendingSubacks?.get(id);
-    if (end === undefined) return;
+    const range = this.pendingSubacks?.get(id);
+    if (range === undefined) {
+      this.violation('unknown-packet-id', `SUBACK for packet id ${id}, which has no SUBSCRIBE outstanding`);
+      return;
+    }
     this.pendingSubacks!.delete(id);
     if (this.pendingSubacks!.size === 0) this.pendingSubacks = null;
-    if (end > this.subsConfirmed) this.subsConfirmed = end;
+    const granted = this.subGranted!;
+    const n = Math.min(range.to - range.from, reasonCodes.length);
+    for (let i = 0; i < n; i++) granted[range.from + i] = reasonCodes[i]!;
+    if (range.to > this.subsConfirmed) this.subsConfirmed = range.to;
     this.handler.onSubscribed?.(this.ctx, reasonCodes);
   }
 
   // ---------------------------------------------------------------------------------- inbound
 
   private onPublish(p: PublishPacket): void {
+    const stream = this.stream;
+    const o = this.options;
     let topic = p.topic;
     const alias = p.properties?.topicAlias;
     if (alias !== undefined) {
       // Inbound topic aliases (MQTT 5, 3.3.2.3.4): a topic with an alias sets it, an empty topic uses it.
-      // Not policed against what we advertised: a broker's violations are counted elsewhere.
+      const max = o.topicAliasMaximum ?? 0;
+      if (alias > max) {
+        // [MQTT-3.1.2-27] no alias at all when we advertised none, [MQTT-3.3.2-10] none above what we
+        // advertised: a Protocol Error, answered with DISCONNECT 0x94 Topic Alias invalid.
+        const detail = `PUBLISH on ${topic === '' ? '(empty topic)' : topic} with topic alias ${alias}, above the Topic Alias Maximum of ${max} we sent`;
+        this.violation('topic-alias-misuse', detail);
+        if (this.stream === stream) this.disconnectWith(0x94, detail);
+        return;
+      }
       const aliases = (this.aliases ??= new Map());
       if (topic.length > 0) {
         aliases.set(alias, topic);
       } else {
         const known = aliases.get(alias);
         if (known === undefined) {
-          this.connectionLost('protocol', `PUBLISH with unknown topic alias ${alias}`);
+          // An empty topic needs a mapping this connection set before: a Protocol Error otherwise.
+          const detail = `PUBLISH with an empty topic and topic alias ${alias}, which this connection never set`;
+          this.violation('topic-alias-misuse', detail);
+          if (this.stream === stream) this.disconnectWith(0x82, detail);
           return;
         }
         topic = known;
       }
     }
-    const version = this.options.protocolVersion;
-    switch (p.qos) {
+    const qos = p.qos;
+    if (qos > 0 || p.retain) {
+      this.judgeDelivery(topic, qos, p.retain);
+      if (this.stream !== stream) return;
+    }
+    const version = o.protocolVersion;
+    switch (qos) {
       case 0:
         this.handler.onMessage(this.ctx, topic, p.payload, 0, p.retain, false);
         return;
       case 1:
+        // Before our PUBACK is written, this message and every one whose ack is still unflushed are
+        // unacknowledged at the broker for certain [MQTT-3.3.4-9].
+        if (version === 5) this.checkReceiveMaximum(this.unflushedAcks + (this.awaitingRel?.size ?? 0) + 1, topic);
+        if (this.stream !== stream) return;
         this.write(encodePacket({ type: 'puback', packetId: p.packetId! }, version));
+        this.unflushedAcks++;
         this.handler.onMessage(this.ctx, topic, p.payload, 1, p.retain, p.dup);
         return;
       case 2: {
@@ -788,7 +888,12 @@ export class LeanClient<Ctx> implements StreamOwner, Flushable {
         // Exactly once: the id is held from the first PUBLISH until PUBREL; a resent PUBLISH with it
         // (DUP=1, or the broker resending) is acknowledged again but not delivered again [MQTT-4.3.3].
         const first = !awaiting.has(id);
-        if (first) awaiting.add(id);
+        if (first) {
+          awaiting.add(id);
+          // A QoS 2 message is unacknowledged at the broker until our PUBCOMP [MQTT-3.3.4-9].
+          if (version === 5) this.checkReceiveMaximum(this.unflushedAcks + awaiting.size, topic);
+          if (this.stream !== stream) return;
+        }
         this.write(encodePacket({ type: 'pubrec', packetId: id }, version));
         if (first) this.handler.onMessage(this.ctx, topic, p.payload, 2, p.retain, p.dup);
         return;
@@ -796,13 +901,64 @@ export class LeanClient<Ctx> implements StreamOwner, Flushable {
     }
   }
 
+  private checkReceiveMaximum(unacknowledged: number, topic: string): void {
+    const max = Math.min(this.options.receiveMaximum, 65535);
+    if (unacknowledged > max) {
+      this.violation('receive-maximum-exceeded', `QoS 1/2 PUBLISH on ${topic} with ${unacknowledged - 1} earlier ones still unacknowledged by us, above the Receive Maximum of ${max} we sent`);
+    }
+  }
+
+  /**
+   * Judges a QoS 1/2 or retained delivery against the subscriptions whose filter matches its topic,
+   * only when the broker has acknowledged every one of them on its current session (their granted
+   * QoS and options are then known). One pass over the subscriptions, no allocation.
+   *
+   * - qos-above-granted: the QoS exceeds the granted QoS of every matching subscription [MQTT-3.8.4-8]
+   *   (overlapping subscriptions allow the highest of them).
+   * - retain-misuse (MQTT 5): RETAIN=1 although every matching subscription has Retain As Published
+   *   off [MQTT-3.3.1-12] and none can cause a retained replay: a shared subscription (retained messages
+   *   are not sent for shared subscriptions, 4.8.2) or one with Retain Handling 2 [MQTT-3.3.1-11]. A
+   *   non-shared subscription with Retain Handling 0 or 1 legitimately receives RETAIN=1 for the replay
+   *   at subscribe time [MQTT-3.3.1-9], which the client cannot tell from a live message, so it is not judged.
+   */
+  private judgeDelivery(topic: string, qos: QoS, retain: boolean): void {
+    const subs = this.subs;
+    if (subs === null) return;
+    const filters = this.subFilters!;
+    const granted = this.subGranted!;
+    let maxGranted = -1;
+    let matched = false;
+    let retainAllowed = false;
+    for (let i = 0; i < subs.length; i++) {
+      if (!topicMatches(filters[i]!, topic)) continue;
+      const g = granted[i]!;
+      if (g < 0) return; // not confirmed on this session yet: nothing to judge against
+      if (g >= 0x80) continue; // refused: no subscription
+      matched = true;
+      if (g > maxGranted) maxGranted = g;
+      const sub = subs[i]!;
+      // A non-shared subscription matches by its own topic filter; only those get a retained replay.
+      if (sub.retainAsPublished === true || (sub.retainHandling !== 2 && filters[i] === sub.topic)) retainAllowed = true;
+    }
+    if (!matched) return;
+    if (qos > maxGranted) {
+      this.violation('qos-above-granted', `QoS ${qos} PUBLISH on ${topic}, but the matching subscription${subs.length === 1 ? ' was' : 's were'} granted at most QoS ${maxGranted}`);
+    }
+    if (retain && !retainAllowed && this.options.protocolVersion === 5) {
+      this.violation('retain-misuse', `PUBLISH with RETAIN=1 on ${topic}, but the matching subscriptions have Retain As Published off and cannot replay retained messages (shared, or Retain Handling 2)`);
+    }
+  }
+
   private onPubrel(id: number): void {
     const awaiting = this.awaitingRel;
     const known = awaiting?.delete(id) === true;
     if (awaiting !== null && awaiting.size === 0) this.awaitingRel = null;
-    // PUBCOMP either way [MQTT-4.3.3-11]; v5 says when the id was unknown.
+    // PUBCOMP either way [MQTT-4.3.3-11]; v5 says when the id was unknown. An unknown id is no
+    // violation: the broker may resend PUBREL after a reconnect for a flow we completed already.
     const v5 = this.options.protocolVersion === 5;
     this.write(encodePacket({ type: 'pubcomp', packetId: id, ...(v5 && !known ? { reasonCode: 0x92 } : {}) }, this.options.protocolVersion));
+    // Until it is on the wire, the message stays unacknowledged at the broker.
+    if (known) this.unflushedAcks++;
   }
 
   // ---------------------------------------------------------------------------------- keepalive
@@ -857,6 +1013,7 @@ export class LeanClient<Ctx> implements StreamOwner, Flushable {
     const bytes = this.outboxBytes;
     this.outbox = null;
     this.outboxBytes = 0;
+    this.unflushedAcks = 0;
     if (stream.destroyed) return;
     try {
       if (box.length === 1) stream.write(box[0]!);

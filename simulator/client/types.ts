@@ -6,7 +6,7 @@
 import type { Duplex } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
 import type { QoS } from '../../protocol/packets.js';
-import type { DisconnectCause } from '../metrics/types.js';
+import type { BrokerViolationKind, DisconnectCause } from '../metrics/types.js';
 
 export interface ClientTimers {
   now(): number;
@@ -32,6 +32,12 @@ export interface LeanClientOptions {
   receiveMaximum: number;
   /** v5 Topic Alias Maximum we advertise (inbound aliases the broker may use). Optional; default 0: none. */
   topicAliasMaximum?: number;
+  /**
+   * v5 Maximum Packet Size we advertise (bytes, the whole packet). Optional; default: not advertised
+   * (the protocol's limit). A larger packet from the broker is a `packet-too-large` violation, and the
+   * client disconnects with 0x95 Packet too large.
+   */
+  maximumPacketSize?: number;
   /** QoS 1/2 messages waiting for window space or a connection; beyond this publish() refuses. */
   maxQueued: number;
   tls?: ConnectionOptions;
@@ -65,6 +71,12 @@ export interface LeanClientHandler<Ctx> {
   onSubscribed?(ctx: Ctx, granted: number[]): void;
   /** Bytes written / read on the wire, for counters. */
   onBytes?(ctx: Ctx, out: number, inb: number): void;
+  /**
+   * The broker broke the protocol on this connection (see BrokerViolationKind for what each kind
+   * means and lean-client.ts for exactly what is checked). The client carries on unless the spec
+   * makes it disconnect (packet-too-large, topic-alias-misuse); then onDisconnect follows with 'protocol'.
+   */
+  onViolation?(ctx: Ctx, kind: BrokerViolationKind, detail: string): void;
 }
 
 export type ClientState = 'idle' | 'connecting' | 'connected' | 'waiting' | 'closed';
