@@ -46,6 +46,12 @@ export interface SubscriberInfo {
   subscriptions: SubscriptionInfo[];
   /** The session outlives a connection (3.1.1 clean=false, 5.0 session expiry > 0). */
   persistent: boolean;
+  /**
+   * How long the broker owes the device its session after a connection is lost, ms: the session expiry
+   * when the device never asks for a clean start (3.1.1 clean=false: Infinity; 5.0 clean=false: the
+   * expiry interval), 0 when it does or the session ends with the connection.
+   */
+  sessionOwedMs: number;
 }
 
 export class StreamCatalog {
@@ -141,6 +147,8 @@ function deviceStreams(scenario: Scenario, fleet: FleetSpec, index: number, devi
 export interface Catalogs {
   streams: StreamCatalog;
   subscribers: SubscriberInfo[];
+  /** Topics a retained will may be published on: their retained value may legitimately be a will (unstamped). */
+  retainedWillTopics: Set<string>;
 }
 
 /** Both catalogs for a scenario; `protocolVersion` decides what makes a session persistent. */
@@ -149,13 +157,17 @@ export function buildCatalogs(scenario: Scenario, protocolVersion: 4 | 5 = scena
   const streams: StreamInfo[] = [];
   const subscribers: SubscriberInfo[] = [];
   const targets = new Map<string, string[]>();
+  const retainedWillTopics = new Set<string>();
   scenario.fleets.forEach((fleet, f) => {
     const perDevice = streamsPerDevice(fleet);
     const first = layout.streamRanges[f]!.first;
     const persistent = protocolVersion === 5 ? fleet.session.expirySec > 0 : !fleet.session.clean;
+    // The lean client sends the fleet's clean flag on every CONNECT (clean start in 5.0).
+    const sessionOwedMs = fleet.session.clean ? 0 : protocolVersion === 5 ? fleet.session.expirySec * 1000 : Infinity;
     for (let index = 0; index < fleet.count; index++) {
       const device = layout.fleetDeviceOffsets[f]! + index;
       if (perDevice > 0) streams.push(...deviceStreams(scenario, fleet, index, device, first + index * perDevice, targets));
+      if (fleet.will?.retain === true) retainedWillTopics.add(render(fleet.will.topic, deviceVars(scenario, fleet, index)));
       if (fleet.subscribe.length > 0) {
         const vars = deviceVars(scenario, fleet, index);
         const subscriptions = fleet.subscribe.map((s): SubscriptionInfo => {
@@ -163,9 +175,9 @@ export function buildCatalogs(scenario: Scenario, protocolVersion: 4 | 5 = scena
           const shared = parseSharedFilter(filter);
           return { filter, match: shared === null ? filter : shared.filter, group: shared === null ? null : shared.group, qos: s.qos };
         });
-        subscribers.push({ device, fleet: fleet.name, clientId: String(vars.id), subscriptions, persistent });
+        subscribers.push({ device, fleet: fleet.name, clientId: String(vars.id), subscriptions, persistent, sessionOwedMs });
       }
     }
   });
-  return { streams: new StreamCatalog(streams, layout.totalStreams), subscribers };
+  return { streams: new StreamCatalog(streams, layout.totalStreams), subscribers, retainedWillTopics };
 }

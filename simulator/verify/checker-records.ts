@@ -10,7 +10,13 @@
  *   carries a stream's packets in order.
  * - **Session events** per subscribing device (CONNACK with session present or not, SUBACK with the
  *   granted QoS, connection lost, and `end` when the run finished gracefully): a handful per device, from
- *   which the checker derives when the device's subscriptions were in force at the broker.
+ *   which the checker derives when the device's subscriptions were in force at the broker, and whether
+ *   the broker kept a persistent session it owed the device.
+ * - **Retained replays**: each stamped message that arrives with the RETAIN flag (the broker replaying
+ *   its retained state for a new subscription) is recorded as (stream, seq) on the device's latest
+ *   SUBACK event: a few per subscribe. Retained streams also get a checkpoint in the time index at
+ *   least every RETAINED_CHECKPOINT_MS, so the checker knows which value was the last one acknowledged
+ *   before a subscription to within about a second.
  *
  * Times are epoch milliseconds on the machine's clock (preciseNowMs), floored for lo and ceiled for hi
  * so rounding never narrows a bracket.
@@ -18,6 +24,10 @@
 
 /** A checkpoint every this many sequences (plus the first and the last of each stream). */
 export const TIME_INDEX_STRIDE = 32;
+/** A retained stream also gets a checkpoint when this long has passed since its previous one. */
+export const RETAINED_CHECKPOINT_MS = 1000;
+/** Retained replays kept per SUBACK (stream, seq pairs); beyond it the event is marked truncated. */
+export const MAX_RETAINED_REPLAYS = 10_000;
 
 export type SessionEventKind = 'connected' | 'subscribed' | 'lost' | 'end';
 
@@ -33,6 +43,10 @@ export interface SessionEvent {
    * may have ended the session at the broker any time after it, so a clean session's presence ends here.
    */
   quietSinceMs?: number;
+  /** subscribed: the retained replays that followed this SUBACK, flat [stream, seq, stream, seq, ...] in arrival order. */
+  retained?: number[];
+  /** subscribed: more replays arrived than MAX_RETAINED_REPLAYS (the missing ones cannot be judged). */
+  retainedTruncated?: boolean;
 }
 
 /** The `checker` section of SerializedLedgers. */
@@ -54,6 +68,8 @@ interface TimeEntry {
 export class CheckerRecorder {
   private readonly times = new Map<number, TimeEntry>();
   private readonly sessions = new Map<number, SessionEvent[]>();
+  /** Per device: its latest SUBACK event, which retained replays attach to. */
+  private readonly lastSubscribed = new Map<number, SessionEvent>();
   private lastId = -1;
   private last: TimeEntry | undefined;
 
@@ -68,7 +84,7 @@ export class CheckerRecorder {
   }
 
   /** A message was handed to the client: `routedByMs` is known for QoS 0 (the write), -1 for QoS 1/2 (wait for the ack). */
-  published(stream: number, seq: number, scheduledMs: number, routedByMs: number): void {
+  published(stream: number, seq: number, scheduledMs: number, routedByMs: number, retained = false): void {
     let e = this.entry(stream);
     if (e === undefined) {
       e = { points: [], lastSeq: -1, lastLo: 0, lastHi: -1 };
@@ -78,7 +94,8 @@ export class CheckerRecorder {
     }
     const lo = Math.floor(scheduledMs);
     const hi = routedByMs < 0 ? -1 : Math.ceil(routedByMs);
-    if (e.points.length === 0 || seq % TIME_INDEX_STRIDE === 0) e.points.push(seq, lo, hi);
+    const p = e.points;
+    if (p.length === 0 || seq % TIME_INDEX_STRIDE === 0 || (retained && lo - p[p.length - 2]! >= RETAINED_CHECKPOINT_MS)) p.push(seq, lo, hi);
     e.lastSeq = seq;
     e.lastLo = lo;
     e.lastHi = hi;
@@ -115,7 +132,18 @@ export class CheckerRecorder {
   }
 
   subscribed(device: number, atMs: number, granted: number[]): void {
-    this.session(device).push({ kind: 'subscribed', atMs: Math.round(atMs), granted: [...granted] });
+    const event: SessionEvent = { kind: 'subscribed', atMs: Math.round(atMs), granted: [...granted] };
+    this.session(device).push(event);
+    this.lastSubscribed.set(device, event);
+  }
+
+  /** A stamped message arrived with the RETAIN flag: a replay of the broker's retained state for the latest SUBACK. */
+  retainedReplay(device: number, stream: number, seq: number): void {
+    const event = this.lastSubscribed.get(device);
+    if (event === undefined) return;
+    const list = (event.retained ??= []);
+    if (list.length >= 2 * MAX_RETAINED_REPLAYS) event.retainedTruncated = true;
+    else list.push(stream, seq);
   }
 
   lost(device: number, atMs: number, quietSinceMs?: number): void {
@@ -140,7 +168,7 @@ export class CheckerRecorder {
     }
     const sessions: CheckerRecords['sessions'] = [];
     for (const device of [...this.sessions.keys()].sort((a, b) => a - b)) {
-      sessions.push({ device, events: this.sessions.get(device)!.map((ev) => ({ ...ev })) });
+      sessions.push({ device, events: this.sessions.get(device)!.map(copyEvent) });
     }
     return { version: 1, times, sessions };
   }
@@ -175,8 +203,8 @@ export function mergeCheckerRecords(parts: ReadonlyArray<CheckerRecords | undefi
     }
     for (const s of part.sessions) {
       const events = sessions.get(s.device);
-      if (events === undefined) sessions.set(s.device, s.events.map((e) => ({ ...e })));
-      else events.push(...s.events.map((e) => ({ ...e })));
+      if (events === undefined) sessions.set(s.device, s.events.map(copyEvent));
+      else events.push(...s.events.map(copyEvent));
     }
   }
   const out: CheckerRecords = { version: 1, times: [], sessions: [] };
@@ -191,4 +219,11 @@ export function mergeCheckerRecords(parts: ReadonlyArray<CheckerRecords | undefi
     out.sessions.push({ device, events: sessions.get(device)!.sort((a, b) => a.atMs - b.atMs) });
   }
   return out;
+}
+
+function copyEvent(e: SessionEvent): SessionEvent {
+  const copy: SessionEvent = { ...e };
+  if (e.granted !== undefined) copy.granted = [...e.granted];
+  if (e.retained !== undefined) copy.retained = [...e.retained];
+  return copy;
 }

@@ -19,9 +19,13 @@
  * session present once the session had subscribed) until the connection was lost (or, when the link went
  * quiet before the loss was noticed, until the last bytes from the broker arrived); a lost connection is
  * bridged when the next CONNACK says the session was still there (a persistent session keeps its
- * subscriptions and queues for it), and stands otherwise (a clean session, an expired one, or a broker
- * that lost it). After the run's graceful end a subscription still in force counts as in force forever.
- * A group's subscription is in force while any member's is.
+ * subscriptions and queues for it), and also when the broker *owed* the session: the device never asks
+ * for a clean start, its session expiry (widened by the margin) had not passed, and the CONNACK says
+ * session present = 0 all the same — the broker forgot it (a `session-lost` violation), and what it
+ * acknowledged meanwhile was owed to the subscriber, so a missing message is lost, not indeterminate.
+ * The gap stands otherwise (a clean session, an expired one). After the run's graceful end a
+ * subscription still in force counts as in force forever. A group's subscription is in force while
+ * any member's is.
  *
  * Classes, per message and recipient, counted at the effective QoS min(published QoS, granted QoS):
  * - delivered: received (first copies; a message received but never acknowledged still counts).
@@ -40,7 +44,19 @@
  *
  * Violations: lost at QoS 1 and 2; duplicated at QoS 0 and 2 (QoS 1 duplicates are allowed and only
  * counted); reordered for non-shared subscriptions (shared subscriptions promise no order: a departing
- * member's messages are redelivered to another one).
+ * member's messages are redelivered to another one); session-lost (above), once per reconnect that
+ * found the owed session gone; retained (below).
+ *
+ * Retained messages. Each SUBACK of a non-shared subscription that matches the topic of a retained
+ * stream (QoS 1/2, so the broker's acknowledgement says it holds the value) is judged per topic
+ * against the last value acknowledged before the subscription: the latest acknowledged sequence whose
+ * acknowledgement came more than `marginMs` before the CONNACK that preceded the SUBSCRIBE. The replays
+ * that followed the SUBACK (RETAIN flag set) must include one that is not older than that value
+ * (same stream: a sequence at least as high; another stream of the topic: not wholly before it); no
+ * replay at all while such a value exists is `retained` too — judged only when the connection stayed
+ * up for `marginMs` after the SUBACK (replays follow it) and the replays were not truncated. Topics a
+ * retained will may be published on are not judged (a will replaces the value with a foreign one).
+ * One violation per SUBACK and topic, at the effective QoS.
  *
  * Cost: everything is done on range sets (published, acknowledged, received, and the owed / boundary
  * sets derived from the time index), so an in-order stream costs a few numbers whatever its length;
@@ -59,7 +75,7 @@ export type DeliveryClass = (typeof deliveryClasses)[number];
 export type ClassCounts = Record<DeliveryClass, number>;
 export type ByQos<T> = [T, T, T];
 
-export const violationKinds = ['lost', 'duplicated', 'reordered'] as const;
+export const violationKinds = ['lost', 'duplicated', 'reordered', 'retained', 'session-lost'] as const;
 export type ViolationKind = (typeof violationKinds)[number];
 
 export interface ViolationExample {
@@ -80,6 +96,32 @@ export interface ViolationExample {
   detail: string;
 }
 
+/** Persistent subscribers' reconnects, as the checker judged them. */
+export interface SessionJudgement {
+  /** Reconnects of subscribers whose session the broker owed (no clean start, expiry not passed). */
+  owedReconnects: number;
+  /** Of those, CONNACKs with session present. */
+  resumed: number;
+  /** Of those, CONNACKs with session present = 0: `session-lost` violations. */
+  forgotten: number;
+}
+
+/** Retained replays, as the checker judged them. */
+export interface RetainedJudgement {
+  /** SUBACKs whose subscriptions match at least one retained topic. */
+  subscribes: number;
+  /** Retained replays recorded (stream, seq). */
+  replays: number;
+  /** (SUBACK, topic) pairs with a value acknowledged before the subscription, i.e. judged. */
+  judged: number;
+  /** No replay for a topic with an acknowledged retained value. */
+  missing: number;
+  /** Only replays older than the last value acknowledged before the subscription. */
+  stale: number;
+  /** (SUBACK, topic) pairs with a value but not judged for a missing replay (connection lost right after the SUBACK, replays truncated). */
+  unjudged: number;
+}
+
 export interface CheckerResult {
   /** Presence boundaries are widened by this much on both sides of a message's bracket. */
   marginMs: number;
@@ -87,10 +129,14 @@ export interface CheckerResult {
   checkMs: number;
   /** Per effective QoS. */
   byQos: ByQos<ClassCounts>;
-  /** Per subscriber fleet (a shared subscription counts under its members' fleet). */
-  subscribers: Record<string, { byQos: ByQos<ClassCounts>; violations: number }>;
+  /** Per subscriber fleet (a shared subscription counts under its members' fleet); byKind is absent in older run.json files. */
+  subscribers: Record<string, { byQos: ByQos<ClassCounts>; violations: number; byKind?: Record<ViolationKind, number> }>;
   violations: { total: number; byKind: Record<ViolationKind, number>; byQos: ByQos<number> };
-  /** The first violations found (at most maxExamples), enough to debug one. */
+  /** Absent in older run.json files. */
+  sessions?: SessionJudgement;
+  /** Absent in older run.json files. */
+  retained?: RetainedJudgement;
+  /** The first violations found (at most maxExamples, plus the first of each kind found after that), enough to debug one. */
   examples: ViolationExample[];
   /** pass: no violation; fail: at least one; unchecked: the ledgers carry no session records (losses cannot be told from absences). */
   verdict: 'pass' | 'fail' | 'unchecked';
@@ -112,6 +158,10 @@ export function emptyClassCounts(): ClassCounts {
 
 const emptyByQos = (): ByQos<ClassCounts> => [emptyClassCounts(), emptyClassCounts(), emptyClassCounts()];
 
+function emptyByKind(): Record<ViolationKind, number> {
+  return { lost: 0, duplicated: 0, reordered: 0, retained: 0, 'session-lost': 0 };
+}
+
 /** A result with nothing checked (e.g. an aborted run with no ledgers). */
 export function emptyCheckerResult(marginMs = 1000, note?: string): CheckerResult {
   return {
@@ -119,7 +169,9 @@ export function emptyCheckerResult(marginMs = 1000, note?: string): CheckerResul
     checkMs: 0,
     byQos: emptyByQos(),
     subscribers: {},
-    violations: { total: 0, byKind: { lost: 0, duplicated: 0, reordered: 0 }, byQos: [0, 0, 0] },
+    violations: { total: 0, byKind: emptyByKind(), byQos: [0, 0, 0] },
+    sessions: { owedReconnects: 0, resumed: 0, forgotten: 0 },
+    retained: { subscribes: 0, replays: 0, judged: 0, missing: 0, stale: 0, unjudged: 0 },
     examples: [],
     verdict: 'unchecked',
     notes: note === undefined ? [] : [note],
@@ -135,9 +187,18 @@ type Intervals = number[];
 interface Presence {
   intervals: Intervals;
   granted: number[] | null;
+  /** Reconnects after a loss while the broker owed the session. */
+  owedReconnects: number;
+  resumed: number;
+  /** Owed reconnects whose CONNACK said session present = 0: [connection lost at, reconnected at]. */
+  forgotten: Array<[number, number]>;
 }
 
-function presenceOf(events: readonly SessionEvent[], subscriptionCount: number): Presence {
+/**
+ * `owedMs`: how long the broker must keep the device's session after a loss (0: never); a reconnect
+ * within owedMs - marginMs of the loss is owed the session.
+ */
+function presenceOf(events: readonly SessionEvent[], subscriptionCount: number, owedMs = 0, marginMs = 0): Presence {
   const out: number[] = [];
   let open: number | null = null;
   /** A lost connection whose fate (bridged or not) the next CONNACK decides. */
@@ -145,6 +206,13 @@ function presenceOf(events: readonly SessionEvent[], subscriptionCount: number):
   let sessionSubscribed = false;
   let ended = false;
   let granted: number[] | null = null;
+  /** Earliest moment the last connection can have ended at the broker; null while connected. */
+  let lostAt: number | null = null;
+  /** A CONNACK accepted the device: from then on the broker holds a session for it. */
+  let established = false;
+  let owedReconnects = 0;
+  let resumed = 0;
+  const forgotten: Array<[number, number]> = [];
   const close = (at: number): void => {
     if (open !== null) out.push(open, Math.max(open, at));
     open = null;
@@ -152,17 +220,27 @@ function presenceOf(events: readonly SessionEvent[], subscriptionCount: number):
   for (const e of events) {
     if (ended) break;
     switch (e.kind) {
-      case 'connected':
+      case 'connected': {
+        const owed = established && lostAt !== null && owedMs > 0 && e.atMs - lostAt + marginMs < owedMs;
+        if (owed) {
+          owedReconnects++;
+          if (e.sessionPresent === true) resumed++;
+          else forgotten.push([lostAt!, e.atMs]);
+        }
         if (pendingLost !== null) {
-          if (e.sessionPresent === true && sessionSubscribed) pendingLost = null; // bridged: the session kept its subscriptions
+          // Bridged: the session kept its subscriptions, or should have (the broker owed it).
+          if (sessionSubscribed && (e.sessionPresent === true || owed)) pendingLost = null;
           else {
             close(pendingLost);
             pendingLost = null;
           }
         }
-        if (e.sessionPresent !== true) sessionSubscribed = false;
+        if (e.sessionPresent !== true && !(owed && sessionSubscribed)) sessionSubscribed = false;
         else if (sessionSubscribed && open === null) open = e.atMs;
+        established = true;
+        lostAt = null;
         break;
+      }
       case 'subscribed':
         if (e.granted !== undefined && e.granted.length === subscriptionCount) granted = e.granted;
         if (e.granted === undefined || e.granted.some((g) => g < 0x80)) {
@@ -172,7 +250,8 @@ function presenceOf(events: readonly SessionEvent[], subscriptionCount: number):
         break;
       case 'lost':
         // A dead link may have ended the subscription at the broker as soon as the broker went quiet.
-        if (open !== null && pendingLost === null) pendingLost = Math.min(e.atMs, e.quietSinceMs ?? e.atMs);
+        lostAt = Math.min(e.atMs, e.quietSinceMs ?? e.atMs);
+        if (open !== null && pendingLost === null) pendingLost = lostAt;
         break;
       case 'end':
         if (open !== null && pendingLost === null) {
@@ -185,7 +264,7 @@ function presenceOf(events: readonly SessionEvent[], subscriptionCount: number):
   }
   if (pendingLost !== null) close(pendingLost);
   else if (open !== null) close(events.length > 0 ? events[events.length - 1]!.atMs : open);
-  return { intervals: out, granted };
+  return { intervals: out, granted, owedReconnects, resumed, forgotten };
 }
 
 function unionIntervals(list: readonly Intervals[]): Intervals {
@@ -370,8 +449,11 @@ export function checkDeliveries(ledgers: SerializedLedgers, catalogs: Catalogs, 
   // Presence per subscribing device.
   const sessions = new Map<number, readonly SessionEvent[]>();
   for (const s of records?.sessions ?? []) sessions.set(s.device, s.events);
-  const fleetCounts = (fleet: string): { byQos: ByQos<ClassCounts>; violations: number } =>
-    (result.subscribers[fleet] ??= { byQos: emptyByQos(), violations: 0 });
+  const fleetCounts = (fleet: string): { byQos: ByQos<ClassCounts>; violations: number; byKind?: Record<ViolationKind, number> } =>
+    (result.subscribers[fleet] ??= { byQos: emptyByQos(), violations: 0, byKind: emptyByKind() });
+  const sessionJudgement = result.sessions!;
+  /** Session losses per device, judged once the violate() helper exists. */
+  const forgottenSessions: Array<{ sub: SubscriberInfo; lost: Array<[number, number]> }> = [];
 
   // Recipients and the filter index: exact filters in a map, wildcard filters deduplicated in a list.
   const exact = new Map<string, FilterEntry[]>();
@@ -387,7 +469,13 @@ export function checkDeliveries(ledgers: SerializedLedgers, catalogs: Catalogs, 
   for (const sub of catalogs.subscribers) {
     fleetCounts(sub.fleet);
     const events = sessions.get(sub.device) ?? [];
-    const presence = records === undefined ? { intervals: unknownPresence, granted: null } : presenceOf(events, sub.subscriptions.length);
+    const presence = records === undefined ? { intervals: unknownPresence, granted: null } : presenceOf(events, sub.subscriptions.length, sub.sessionOwedMs, marginMs);
+    if ('forgotten' in presence) {
+      sessionJudgement.owedReconnects += presence.owedReconnects;
+      sessionJudgement.resumed += presence.resumed;
+      sessionJudgement.forgotten += presence.forgotten.length;
+      if (presence.forgotten.length > 0) forgottenSessions.push({ sub, lost: presence.forgotten });
+    }
     const member: Member = { device: sub.device, fleet: sub.fleet, clientId: sub.clientId };
     let own: Recipient | null = null;
     sub.subscriptions.forEach((s, i) => {
@@ -453,9 +541,36 @@ export function checkDeliveries(ledgers: SerializedLedgers, catalogs: Catalogs, 
     result.violations.total += count;
     result.violations.byKind[kind] += count;
     result.violations.byQos[qos] += count;
-    fleetCounts(fleet).violations += count;
-    if (result.examples.length < maxExamples) for (const ex of example()) if (result.examples.length < maxExamples) result.examples.push(ex);
+    const f = fleetCounts(fleet);
+    f.violations += count;
+    (f.byKind ??= emptyByKind())[kind] += count;
+    if (result.examples.length < maxExamples) {
+      for (const ex of example()) if (result.examples.length < maxExamples) result.examples.push(ex);
+    } else if (!result.examples.some((e) => e.kind === kind)) {
+      // Every kind gets at least one example, even when another kind filled the list.
+      const first = example()[0];
+      if (first !== undefined) result.examples.push(first);
+    }
   };
+
+  // Persistent sessions the broker forgot although it owed them.
+  for (const { sub, lost } of forgottenSessions) {
+    const qos = sub.subscriptions.reduce<QoS>((q, x) => (x.qos > q ? x.qos : q), 0);
+    violate('session-lost', qos, sub.fleet, lost.length, () =>
+      lost.map(([lostAt, back]) => ({
+        kind: 'session-lost' as const,
+        stream: -1,
+        seq: null,
+        publisherClientId: '',
+        subscriberClientId: sub.clientId,
+        topic: sub.subscriptions.map((x) => x.filter).join(' '),
+        qos,
+        publishedQos: qos,
+        publishedAtBracket: [lostAt, back] as [number, number],
+        detail: `reconnected ${Math.round(back - lostAt)} ms after losing its connection without asking for a clean start, and the CONNACK said session present = 0: the broker forgot a session it owed (expiry ${Number.isFinite(sub.sessionOwedMs) ? `${Math.round(sub.sessionOwedMs / 1000)} s` : 'none'}); what it acknowledged meanwhile counts as owed`,
+      })),
+    );
+  }
 
   const count = (fleet: string, qos: QoS, cls: DeliveryClass, n: number): void => {
     if (n === 0) return;
@@ -578,6 +693,8 @@ export function checkDeliveries(ledgers: SerializedLedgers, catalogs: Catalogs, 
     }
   }
 
+  if (records !== undefined) judgeRetained(ledgers, catalogs, records, times, marginMs, result.retained!, violate);
+
   // Deliveries no catalog subscription explains (a filter the checker cannot see): counted, not judged.
   let unexplained = 0;
   const subscriberFleet = new Map<number, string>(catalogs.subscribers.map((s: SubscriberInfo) => [s.device, s.fleet]));
@@ -596,6 +713,183 @@ export function checkDeliveries(ledgers: SerializedLedgers, catalogs: Catalogs, 
   else result.verdict = result.violations.total > 0 ? 'fail' : 'pass';
   result.checkMs = Math.round((now() - started) * 10) / 10;
   return result;
+}
+
+// ---------------------------------------------------------------- retained
+
+interface RetainedStream {
+  info: StreamInfo;
+  qos: QoS;
+  acked: RangeSet;
+  index: TimeIndex | null;
+}
+
+type Violate = (kind: ViolationKind, qos: QoS, fleet: string, count: number, example: () => ViolationExample[]) => void;
+
+/** The highest acknowledged sequence of the stream known to have been routed by `t` (null: none). */
+function ackedBefore(rs: RetainedStream, t: number): number | null {
+  const index = rs.index;
+  if (index === null || rs.acked.isEmpty) return null;
+  // hi is non-decreasing in seq (filled from the right with the minimum of later acknowledgements).
+  let lo = 0;
+  let hi = index.seqs.length - 1;
+  let k = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (index.hi[mid]! <= t) {
+      k = mid;
+      lo = mid + 1;
+    } else hi = mid - 1;
+  }
+  if (k < 0) return null;
+  const upTo = rs.acked.intersection(RangeSet.fromJSON([0, index.seqs[k]!]));
+  return upTo.isEmpty ? null : upTo.max;
+}
+
+/** Whether the connection of the SUBACK at events[i] stayed up for marginMs after it (its replays had time to arrive). */
+function replayWindowComplete(events: readonly SessionEvent[], i: number, marginMs: number): boolean {
+  const at = events[i]!.atMs + marginMs;
+  for (let j = i + 1; j < events.length; j++) {
+    const e = events[j]!;
+    if (e.kind === 'lost') return Math.min(e.atMs, e.quietSinceMs ?? e.atMs) >= at;
+    if (e.kind === 'end') return e.atMs >= at;
+  }
+  return false;
+}
+
+function judgeRetained(
+  ledgers: SerializedLedgers,
+  catalogs: Catalogs,
+  records: CheckerRecords,
+  times: Map<number, number[]>,
+  marginMs: number,
+  out: RetainedJudgement,
+  violate: Violate,
+): void {
+  const byStream = new Map<number, RetainedStream>();
+  const byTopic = new Map<string, RetainedStream[]>();
+  for (const s of ledgers.streams) {
+    const info = catalogs.streams.get(s.stream);
+    if (info === undefined || !info.retain || typeof info.topic !== 'string') continue;
+    const rs: RetainedStream = { info, qos: s.qos, acked: RangeSet.fromJSON(s.acknowledged), index: timeIndexOf(times.get(s.stream), info) };
+    byStream.set(s.stream, rs);
+    if (catalogs.retainedWillTopics.has(info.topic)) continue;
+    let list = byTopic.get(info.topic);
+    if (list === undefined) byTopic.set(info.topic, (list = []));
+    list.push(rs);
+  }
+  if (byTopic.size === 0) return;
+  const topicsOfFilter = new Map<string, string[]>();
+  const matching = (filter: string): string[] => {
+    let list = topicsOfFilter.get(filter);
+    if (list === undefined) {
+      list = [...byTopic.keys()].filter((t) => topicMatches(filter, t));
+      topicsOfFilter.set(filter, list);
+    }
+    return list;
+  };
+  const sessions = new Map<number, readonly SessionEvent[]>();
+  for (const s of records.sessions) sessions.set(s.device, s.events);
+
+  for (const sub of catalogs.subscribers) {
+    const events = sessions.get(sub.device);
+    if (events === undefined) continue;
+    let connectedAt: number | null = null;
+    for (let i = 0; i < events.length; i++) {
+      const e = events[i]!;
+      if (e.kind === 'connected') connectedAt = e.atMs;
+      if (e.kind !== 'subscribed') continue;
+      const granted = e.granted !== undefined && e.granted.length === sub.subscriptions.length ? e.granted : null;
+      // Topic → the highest QoS a matching non-shared subscription was granted.
+      const topics = new Map<string, QoS>();
+      sub.subscriptions.forEach((x, k) => {
+        if (x.group !== null) return; // no retained messages for shared subscriptions
+        const code = granted?.[k] ?? x.qos;
+        if (code >= 0x80) return;
+        const q = Math.min(code, 2) as QoS;
+        for (const t of matching(x.match)) if ((topics.get(t) ?? -1) < q) topics.set(t, q);
+      });
+      if (topics.size === 0) continue;
+      out.subscribes++;
+      const replays = new Map<string, Array<[RetainedStream, number]>>();
+      const flat = e.retained ?? [];
+      out.replays += flat.length / 2;
+      for (let k = 0; k + 1 < flat.length; k += 2) {
+        const rs = byStream.get(flat[k]!);
+        if (rs === undefined) continue;
+        const t = rs.info.topic as string;
+        let list = replays.get(t);
+        if (list === undefined) replays.set(t, (list = []));
+        list.push([rs, flat[k + 1]!]);
+      }
+      // The broker handled the SUBSCRIBE after the CONNACK that preceded it reached us.
+      const cutoff = (connectedAt ?? e.atMs) - marginMs;
+      const windowComplete = e.retainedTruncated !== true && replayWindowComplete(events, i, marginMs);
+      for (const [topic, grantedQos] of topics) {
+        // The last value of each QoS 1/2 stream of the topic acknowledged before the subscription.
+        const last: Array<[RetainedStream, number]> = [];
+        for (const rs of byTopic.get(topic)!) {
+          if (rs.qos === 0) continue;
+          const m = ackedBefore(rs, cutoff);
+          if (m !== null) last.push([rs, m]);
+        }
+        if (last.length === 0) continue;
+        const got = replays.get(topic);
+        const newest = last.reduce((a, b) => ((bracketOf(b[0].index!, b[1])?.[0] ?? 0) > (bracketOf(a[0].index!, a[1])?.[0] ?? 0) ? b : a));
+        const [rs, m] = newest;
+        const eq = minQos(rs.qos, grantedQos);
+        const bracket = bracketOf(rs.index!, m);
+        const base = {
+          kind: 'retained' as const,
+          stream: rs.info.stream,
+          publisherClientId: rs.info.clientId,
+          subscriberClientId: sub.clientId,
+          topic,
+          qos: eq,
+          publishedQos: rs.qos,
+        };
+        if (got === undefined) {
+          if (!windowComplete) {
+            out.unjudged++;
+            continue;
+          }
+          out.judged++;
+          out.missing++;
+          violate('retained', eq, sub.fleet, 1, () => [
+            {
+              ...base,
+              seq: m,
+              publishedAtBracket: bracket === null ? null : [bracket[0], Number.isFinite(bracket[1]) ? bracket[1] : null],
+              detail: `subscribed (SUBACK at ${new Date(e.atMs).toISOString()}) and got no retained message for this topic, although seq ${m} was acknowledged with RETAIN more than ${marginMs} ms before the subscription`,
+            },
+          ]);
+          continue;
+        }
+        out.judged++;
+        const fresh = got.some(([r, q]) =>
+          last.every(([b, mb]) => {
+            if (b === r) return q >= mb;
+            const later = bracketOf(b.index!, mb);
+            const replayed = r.index === null ? null : bracketOf(r.index, q);
+            return later === null || replayed === null || later[0] <= replayed[1] + marginMs;
+          }),
+        );
+        if (fresh) continue;
+        out.stale++;
+        const [r0, q0] = got[got.length - 1]!;
+        violate('retained', eq, sub.fleet, 1, () => [
+          {
+            ...base,
+            stream: r0.info.stream,
+            publisherClientId: r0.info.clientId,
+            seq: q0,
+            publishedAtBracket: bracket === null ? null : [bracket[0], Number.isFinite(bracket[1]) ? bracket[1] : null],
+            detail: `subscribed (SUBACK at ${new Date(e.atMs).toISOString()}) and was replayed a stale retained value (seq ${q0} of ${r0.info.clientId}), although seq ${m} of ${rs.info.clientId} was acknowledged with RETAIN more than ${marginMs} ms before the subscription`,
+          },
+        ]);
+      }
+    }
+  }
 }
 
 function exampleBase(kind: ViolationKind, info: StreamInfo, r: Recipient, topic: string, qos: QoS, publishedQos: QoS): Omit<ViolationExample, 'seq' | 'publishedAtBracket' | 'detail'> {

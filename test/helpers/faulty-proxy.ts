@@ -2,7 +2,8 @@
  * A deliberately faulty "broker": a TCP proxy in front of a real broker that parses both directions
  * with our PacketParser, re-encodes what it passes on, and lets a pluggable policy misbehave on
  * PUBLISH packets going to the client — swallow one (acknowledging it to the broker itself, so the
- * broker believes it delivered), deliver a QoS 2 message twice, swap two messages. Each policy acts on
+ * broker believes it delivered), deliver a QoS 2 message twice, swap two messages, forget retained
+ * replays. Each policy acts on
  * exactly the number of messages it is told, so a test can expect the checker to report exactly that.
  *
  * The proxy keeps the protocol consistent on both sides: a swallowed QoS 1 message is PUBACKed to the
@@ -94,6 +95,28 @@ export function swapPublishes(count: number, match: (p: PublishPacket) => boolea
       }
       if (held === null && applied < count) {
         held = p;
+        return [];
+      }
+      return [p];
+    },
+  };
+}
+
+/**
+ * A broker that forgot its retained messages for some topics (as one with a volatile retained store does
+ * after a restart): swallows every stamped retained replay (RETAIN 1) whose topic `forgotten` accepts,
+ * acknowledging it to the broker. Live deliveries (RETAIN 0) pass. `applied` counts swallowed replays.
+ */
+export function forgetRetained(forgotten: (topic: string) => boolean): ProxyPolicy {
+  let applied = 0;
+  return {
+    get applied() {
+      return applied;
+    },
+    onPublish(p, link) {
+      if (p.retain && readStamp(p.payload) !== null && forgotten(p.topic)) {
+        applied++;
+        link.swallow(p);
         return [];
       }
       return [p];

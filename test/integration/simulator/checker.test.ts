@@ -88,7 +88,7 @@ describe('delivery checker (runScenario, in-process broker)', () => {
     const c = r.checker!;
     expect(c.byQos[1].lost).toBe(K);
     expect(c.subscribers['c']!.byQos[1].lost).toBe(K);
-    expect(c.violations.byKind).toEqual({ lost: K, duplicated: 0, reordered: 0 });
+    expect(c.violations.byKind).toEqual({ lost: K, duplicated: 0, reordered: 0, retained: 0, 'session-lost': 0 });
     expect(c.verdict).toBe('fail');
     expect(c.examples.filter((e) => e.kind === 'lost')).toHaveLength(K);
     expect(c.examples[0]).toMatchObject({ subscriberClientId: 'c-0', qos: 1 });
@@ -103,7 +103,7 @@ describe('delivery checker (runScenario, in-process broker)', () => {
     expect(policy.applied).toBe(K);
     const c = r.checker!;
     expect(c.byQos[2].duplicated).toBe(K);
-    expect(c.violations.byKind).toEqual({ lost: 0, duplicated: K, reordered: 0 });
+    expect(c.violations.byKind).toEqual({ lost: 0, duplicated: K, reordered: 0, retained: 0, 'session-lost': 0 });
     expect(c.byQos[2].lost).toBe(0);
   }, 30_000);
 
@@ -114,6 +114,6 @@ describe('delivery checker (runScenario, in-process broker)', () => {
     expect(policy.applied).toBe(K);
     const c = r.checker!;
     expect(c.byQos[1].reordered).toBe(K);
-    expect(c.violations.byKind).toEqual({ lost: 0, duplicated: 0, reordered: K });
+    expect(c.violations.byKind).toEqual({ lost: 0, duplicated: 0, reordered: K, retained: 0, 'session-lost': 0 });
   }, 30_000);
 });

@@ -128,7 +128,7 @@ describe('checkDeliveries', () => {
     const s = new Shard().publish(1, 1, 100).present(C).receive(C, 1, 1, range(0, 99, [40, 41, 42, 43, 44])).end(C);
     const r = check(s.serialize());
     expect(r.subscribers['c']!.byQos[1]).toMatchObject({ delivered: 95, lost: 5, indeterminate: 0 });
-    expect(r.violations).toEqual({ total: 5, byKind: { lost: 5, duplicated: 0, reordered: 0 }, byQos: [0, 5, 0] });
+    expect(r.violations).toEqual({ total: 5, byKind: { lost: 5, duplicated: 0, reordered: 0, retained: 0, 'session-lost': 0 }, byQos: [0, 5, 0] });
     expect(r.verdict).toBe('fail');
     expect(r.examples.map((e) => e.seq)).toEqual([40, 41, 42, 43, 44]);
     expect(r.examples[0]).toMatchObject({ kind: 'lost', stream: 1, publisherClientId: 's1-0', subscriberClientId: 'c-0', topic: 't/s1/s1-0', qos: 1, publishedQos: 1 });
@@ -143,7 +143,7 @@ describe('checkDeliveries', () => {
     const s = new Shard().publish(0, 0, 20).present(C).receive(C, 0, 0, [...range(0, 19, [3, 4, 5]), 7]).end(C);
     const r = check(s.serialize());
     expect(r.byQos[0]).toMatchObject({ delivered: 17, lost: 3, duplicated: 1 });
-    expect(r.violations.byKind).toEqual({ lost: 0, duplicated: 1, reordered: 0 });
+    expect(r.violations.byKind).toEqual({ lost: 0, duplicated: 1, reordered: 0, retained: 0, 'session-lost': 0 });
   });
 
   it('duplicated QoS 2 is a violation; duplicated QoS 1 is only counted', () => {
@@ -152,7 +152,7 @@ describe('checkDeliveries', () => {
     const r = check(s.end(C).serialize());
     expect(r.byQos[1].duplicated).toBe(2);
     expect(r.byQos[2].duplicated).toBe(1);
-    expect(r.violations).toEqual({ total: 1, byKind: { lost: 0, duplicated: 1, reordered: 0 }, byQos: [0, 0, 1] });
+    expect(r.violations).toEqual({ total: 1, byKind: { lost: 0, duplicated: 1, reordered: 0, retained: 0, 'session-lost': 0 }, byQos: [0, 0, 1] });
     expect(r.examples[0]).toMatchObject({ kind: 'duplicated', qos: 2, subscriberClientId: 'c-0', seq: null });
   });
 
@@ -206,7 +206,7 @@ describe('checkDeliveries', () => {
     const r = check(s.end(H1, H2).serialize());
     expect(r.subscribers['hist']!.byQos[2]).toMatchObject({ delivered: 99, lost: 1, duplicated: 1 });
     expect(r.subscribers['hist']!.byQos[1]).toMatchObject({ delivered: 100, lost: 0, duplicated: 20 });
-    expect(r.violations).toEqual({ total: 2, byKind: { lost: 1, duplicated: 1, reordered: 0 }, byQos: [0, 0, 2] });
+    expect(r.violations).toEqual({ total: 2, byKind: { lost: 1, duplicated: 1, reordered: 0, retained: 0, 'session-lost': 0 }, byQos: [0, 0, 2] });
     expect(r.examples.find((e) => e.kind === 'duplicated')).toMatchObject({ group: '$share/h/t/#', seq: 10 });
     expect(r.examples.find((e) => e.kind === 'lost')).toMatchObject({ group: '$share/h/t/#', seq: 77 });
   });
@@ -216,7 +216,7 @@ describe('checkDeliveries', () => {
     const r = check(s.serialize());
     expect(r.subscribers['low']!.byQos[0]).toMatchObject({ delivered: 25, lost: 5, duplicated: 1 });
     expect(r.subscribers['low']!.byQos[1]).toMatchObject({ delivered: 0, lost: 0 });
-    expect(r.violations.byKind).toEqual({ lost: 0, duplicated: 1, reordered: 0 });
+    expect(r.violations.byKind).toEqual({ lost: 0, duplicated: 1, reordered: 0, retained: 0, 'session-lost': 0 });
   });
 
   it('uses the granted QoS from SUBACK over the requested one', () => {
