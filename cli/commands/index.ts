@@ -1,8 +1,10 @@
 import type { CommandModule } from 'yargs';
 import { brokerCommand } from './broker.js';
+import { compareCommand } from './compare.js';
 import { passwdCommand } from './passwd.js';
 import { profilesCommand } from './profiles.js';
 import { proxyCommand } from './proxy.js';
+import { reportCommand } from './report.js';
 import { runCommand } from './run.js';
 import { validateCommand } from './validate.js';
 
@@ -10,4 +12,4 @@ import { validateCommand } from './validate.js';
  * Every registered command. Only commands that work are listed here; later issues add
  * `report`, `compare`, `merge`, `capacity` and `proxy`.
  */
-export const commands: CommandModule<object, any>[] = [runCommand, validateCommand, brokerCommand, passwdCommand, profilesCommand, proxyCommand];
+export const commands: CommandModule<object, any>[] = [runCommand, validateCommand, brokerCommand, passwdCommand, profilesCommand, proxyCommand, reportCommand, compareCommand];

@@ -4,15 +4,17 @@
  * with the shards' results at the end.
  */
 import type { ShardResult, ShardSnapshot } from '../shard/messages.js';
-import type { LatencySummary, LedgerSummary, RunResult, TimelinePoint } from '../report/run-result.js';
+import type { BrokerViolations, LatencySummary, LedgerSummary, RunResult, TimelinePoint } from '../report/run-result.js';
 import { mergeLedgers, summarizeLedgers, type SerializedLedgers } from '../verify/ledger.js';
-import { addCounters, cloneCounters, emptyFleetCounters, sumFleets } from './counters.js';
+import { addCounters, cloneCounters, emptyFleetCounters, emptyViolationCounts, sumFleets } from './counters.js';
 import { createHistogram, encodeAll, mergeInto, percentileMs, summarizeHistogram, type Histogram } from './histograms.js';
 import { saturationReasons } from './loop-health.js';
-import { histogramNames, type EncodedHistograms, type FleetCounters, type GeneratorHealth } from './types.js';
+import { brokerViolationKinds, histogramNames, type BrokerViolationExample, type EncodedHistograms, type FleetCounters, type GeneratorHealth } from './types.js';
 
 /** At most this many error lines are kept in finish(). */
 export const maxRunErrors = 100;
+/** At most this many broker violation examples are kept in finish(). */
+export const maxBrokerViolationExamples = 20;
 
 export interface RunAggregate {
   totals: FleetCounters;
@@ -23,6 +25,7 @@ export interface RunAggregate {
   ledger: LedgerSummary;
   generator: RunResult['generator'];
   errors: string[];
+  brokerViolations: BrokerViolations;
 }
 
 type FleetPoint = TimelinePoint['fleets'][string];
@@ -268,6 +271,26 @@ export class RunAggregator {
     const unique = errors.filter((e) => (seen.has(e) ? false : (seen.add(e), true)));
     const bounded = unique.length > maxRunErrors ? [...unique.slice(0, maxRunErrors), `... ${unique.length - maxRunErrors} more errors`] : unique;
 
-    return { totals, fleets, latency, histograms, ledgers, ledger, generator, errors: bounded };
+    const brokerViolations = mergeBrokerViolations(fleets, [...byShard.values()].map((r) => r.brokerViolations ?? []));
+    return { totals, fleets, latency, histograms, ledgers, ledger, generator, errors: bounded, brokerViolations };
   }
+}
+
+/** Counts from the merged fleet counters; examples from every shard, earliest first, bounded. */
+export function mergeBrokerViolations(fleets: Readonly<Record<string, FleetCounters>>, examples: ReadonlyArray<readonly BrokerViolationExample[]>): BrokerViolations {
+  const byKind = emptyViolationCounts();
+  const byFleet: Record<string, number> = {};
+  let total = 0;
+  for (const [name, c] of Object.entries(fleets)) {
+    let n = 0;
+    for (const k of brokerViolationKinds) {
+      const v = c.violations?.[k] ?? 0;
+      byKind[k] += v;
+      n += v;
+    }
+    byFleet[name] = n;
+    total += n;
+  }
+  const all = examples.flat().sort((a, b) => a.atMs - b.atMs || (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
+  return { total, byKind, byFleet, examples: all.slice(0, maxBrokerViolationExamples) };
 }

@@ -1,5 +1,5 @@
 /** FleetCounters arithmetic: shards keep cumulative counters per fleet; the main thread sums them. */
-import { disconnectCauses, type DisconnectCause, type FaultCounters, type FleetCounters } from './types.js';
+import { brokerViolationKinds, disconnectCauses, type BrokerViolationKind, type DisconnectCause, type FaultCounters, type FleetCounters } from './types.js';
 
 function zeroCauses(): Record<DisconnectCause, number> {
   const out = {} as Record<DisconnectCause, number>;
@@ -28,7 +28,15 @@ export function emptyFleetCounters(devices = 0): FleetCounters {
     bytesOut: 0,
     bytesIn: 0,
     faults: emptyFaultCounters(),
+    violations: emptyViolationCounts(),
   };
+}
+
+/** One zero per broker violation kind. */
+export function emptyViolationCounts(): Record<BrokerViolationKind, number> {
+  const out = {} as Record<BrokerViolationKind, number>;
+  for (const k of brokerViolationKinds) out[k] = 0;
+  return out;
 }
 
 export function emptyFaultCounters(): FaultCounters {
@@ -71,6 +79,10 @@ export function addCounters(into: FleetCounters, from: FleetCounters): FleetCoun
     f.slowCloses += from.faults.slowCloses;
     f.refused += from.faults.refused;
     f.stalls += from.faults.stalls;
+  }
+  if (from.violations !== undefined) {
+    const v = (into.violations ??= emptyViolationCounts());
+    for (const k of brokerViolationKinds) v[k] += from.violations[k] ?? 0;
   }
   return into;
 }

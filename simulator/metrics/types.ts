@@ -19,6 +19,40 @@ export type DisconnectCause =
 
 export const disconnectCauses: readonly DisconnectCause[] = ['normal', 'server', 'error', 'timeout', 'refused', 'protocol'];
 
+/**
+ * Protocol violations by the broker that a simulated client saw on its own connection (the lean client
+ * judges them; see simulator/client/lean-client.ts for exactly what each kind checks):
+ * - `qos-above-granted`: a PUBLISH at a QoS above the granted maximum of every matching subscription.
+ * - `receive-maximum-exceeded` (v5): more QoS 1/2 PUBLISHes unacknowledged than our Receive Maximum.
+ * - `packet-too-large` (v5): a packet larger than the Maximum Packet Size we advertised.
+ * - `unknown-packet-id`: a PUBACK, PUBREC, PUBCOMP, SUBACK or UNSUBACK for a packet id we have no flow awaiting.
+ * - `retain-misuse` (v5): RETAIN=1 where no retained replay can happen and Retain As Published is off.
+ * - `topic-alias-misuse` (v5): an alias of 0 or above our Topic Alias Maximum, or an unknown alias with an empty topic.
+ */
+export type BrokerViolationKind =
+  | 'qos-above-granted'
+  | 'receive-maximum-exceeded'
+  | 'packet-too-large'
+  | 'unknown-packet-id'
+  | 'retain-misuse'
+  | 'topic-alias-misuse';
+
+export const brokerViolationKinds: readonly BrokerViolationKind[] = [
+  'qos-above-granted', 'receive-maximum-exceeded', 'packet-too-large', 'unknown-packet-id', 'retain-misuse', 'topic-alias-misuse',
+];
+
+/** One broker violation as a client saw it: the first few per shard are kept for the report. */
+export interface BrokerViolationExample {
+  kind: BrokerViolationKind;
+  clientId: string;
+  fleet: string;
+  /** Wall-clock time, ISO 8601. */
+  at: string;
+  /** Ms from t=0 of the timeline (0 before it started). */
+  atMs: number;
+  detail: string;
+}
+
 /** Cumulative counters of one fleet in one shard (or merged). QoS-indexed arrays are [qos0, qos1, qos2]. */
 export interface FleetCounters {
   /** Gauge: devices connected now. */
@@ -51,6 +85,8 @@ export interface FleetCounters {
   bytesIn: number;
   /** Network faults of the fleet's links (simulator/faults); absent in counters from before they existed. */
   faults?: FaultCounters;
+  /** Protocol violations by the broker seen by the fleet's clients; absent in counters from before they existed. */
+  violations?: Record<BrokerViolationKind, number>;
 }
 
 /** Link events of fleets with a `network:`. */

@@ -18,6 +18,7 @@ import { evaluateAssertions } from '../report/assertions.js';
 import type { Reporter } from '../report/reporter.js';
 import { runResultSchemaVersion, type RunResult, type TimelinePoint } from '../report/run-result.js';
 import { reportDirFor, writeRunResult } from '../report/write-run.js';
+import { writeReportFiles } from '../report/write-reports.js';
 import type { Scenario, TargetSpec } from '../scenario/types.js';
 import type { FromShard, ShardResult, ShardTask, ToShard } from '../shard/messages.js';
 import { ChaosTimeline, chaosWorkingDir } from './chaos.js';
@@ -266,7 +267,7 @@ export async function runScenario(input: Scenario, options: RunOptions): Promise
       reporter.phase(phase, Math.max(0, atMs));
     }
     const point = aggregator.point(Math.max(0, atMs), phase, broker?.sample());
-    reporter.point(point);
+    reporter.point(point, aggregator.latestCounters());
   };
 
   const timers = new Set<NodeJS.Timeout>();
@@ -370,6 +371,7 @@ export async function runScenario(input: Scenario, options: RunOptions): Promise
     timeline: aggregator.timeline,
     ledger: merged.ledger,
     checker,
+    brokerViolations: merged.brokerViolations,
     generator: merged.generator,
     assertions: [],
     verdict: 'fail',
@@ -379,12 +381,15 @@ export async function runScenario(input: Scenario, options: RunOptions): Promise
   };
   if (brokerInfo) result.broker = brokerInfo;
   result.assertions = evaluateAssertions(scenario.expect, result);
-  result.verdict = outcome === 'completed' && result.assertions.every((a) => a.passed) ? 'pass' : 'fail';
+  // A broker that breaks the protocol fails the run whatever the assertions say.
+  result.verdict = outcome === 'completed' && result.assertions.every((a) => a.passed) && merged.brokerViolations.total === 0 ? 'pass' : 'fail';
 
   let reportPath: string | null = null;
   if (options.reportDir !== null) {
     const dir = options.reportDir ?? reportDirFor(scenario.name, startedAt, options.reportBase);
     reportPath = writeRunResult(dir, result);
+    // report.html, summary.md, junit.xml: a failure is reported, run.json is already safe.
+    for (const problem of writeReportFiles(dir, result).problems) reporter.event({ atMs: Math.max(0, nowAt()), level: 'error', message: problem });
   }
   reporter.finish(result, reportPath === null ? null : reportPath.replace(/\/run\.json$/, ''));
   return { result, reportPath };

@@ -4,9 +4,10 @@
  * evaluateAssertions judges them as a pure function of a RunResult.
  */
 import { closestMatch } from '../../common/edit-distance.js';
-import type { DisconnectCause, FleetCounters } from '../metrics/types.js';
-import { disconnectCauses } from '../metrics/types.js';
+import type { BrokerViolationKind, DisconnectCause, FleetCounters } from '../metrics/types.js';
+import { brokerViolationKinds, disconnectCauses } from '../metrics/types.js';
 import type { AssertionSpec } from '../scenario/types.js';
+import { violationKinds, type ViolationKind } from '../verify/checker.js';
 import type { AssertionResult, LatencySummary, RunResult } from './run-result.js';
 
 export type MetricUnit = 'ms' | 'count' | 'msg/s' | 'flag';
@@ -33,13 +34,13 @@ const qosField: Record<QosCounter, 'published' | 'acknowledged' | 'rejected' | '
  */
 const checkerQosCounters = ['lost', 'expired', 'indeterminate'] as const;
 type CheckerQosCounter = (typeof checkerQosCounters)[number];
-/** Checker totals: the classes summed over QoS, and `violations` (every breach of the MQTT contract). */
-const checkerTotals = [...checkerQosCounters, 'violations'] as const;
+/** Checker totals: the classes summed over QoS, `violations` (every breach of the MQTT contract) and `violations.<kind>`. */
+const checkerTotals = [...checkerQosCounters, 'violations', ...violationKinds.map((k) => `violations.${k}` as const)] as const;
 
-/** Totals (summed over QoS where the counter is per QoS). */
+/** Totals (summed over QoS where the counter is per QoS; `brokerViolations` over the kinds of `violations.<kind>`). */
 const totalCounters = [
   'published', 'acknowledged', 'rejected', 'delivered', 'duplicated', 'reordered', 'connectAttempts', 'connects', 'connectFailures',
-  'reconnects', 'disconnects', 'droppedOffline', 'foreign', 'retainedReceived', 'bytesOut', 'bytesIn',
+  'reconnects', 'disconnects', 'droppedOffline', 'foreign', 'retainedReceived', 'bytesOut', 'bytesIn', 'brokerViolations',
 ] as const;
 type TotalCounter = (typeof totalCounters)[number];
 
@@ -48,6 +49,7 @@ const counterMetrics: string[] = [
   ...totalCounters,
   ...[0, 1, 2].flatMap((q) => qosCounters.map((c) => `qos${q}.${c}`)),
   ...disconnectCauses.map((cause) => `disconnects.${cause}`),
+  ...brokerViolationKinds.map((kind) => `violations.${kind}`),
   ...checkerTotals,
   ...[0, 1, 2].flatMap((q) => checkerQosCounters.map((c) => `qos${q}.${c}`)),
 ];
@@ -173,7 +175,9 @@ const noDataReason: Record<string, string> = {
   reconnect: 'no device reconnected',
 };
 
-type Lookup = { value: number } | { noData: string } | { unknown: string };
+/** A metric's value in a run, or why there is none (no data in this run; not a metric). */
+export type MetricLookup = { value: number } | { noData: string } | { unknown: string };
+type Lookup = MetricLookup;
 
 function sum(values: readonly number[]): number {
   let total = 0;
@@ -192,6 +196,11 @@ function counterValue(counters: FleetCounters, counter: string): number | undefi
     const cause = counter.slice('disconnects.'.length) as DisconnectCause;
     return disconnectCauses.includes(cause) ? (counters.disconnects[cause] ?? 0) : undefined;
   }
+  if (counter.startsWith('violations.')) {
+    // Counters from before broker violations were counted have none: 0.
+    const kind = counter.slice('violations.'.length) as BrokerViolationKind;
+    return brokerViolationKinds.includes(kind) ? (counters.violations?.[kind] ?? 0) : undefined;
+  }
   const name = counter as TotalCounter;
   switch (name) {
     case 'published':
@@ -202,6 +211,8 @@ function counterValue(counters: FleetCounters, counter: string): number | undefi
       return sum(counters[name]);
     case 'duplicated':
       return sum(counters.duplicates);
+    case 'brokerViolations':
+      return counters.violations === undefined ? 0 : sum(Object.values(counters.violations));
     case 'disconnects':
       return sum(Object.values(counters.disconnects));
     case 'connectAttempts':
@@ -233,6 +244,10 @@ function checkerValue(result: RunResult, fleet: string | undefined, counter: str
   if (fleet !== undefined && checker.subscribers[fleet] === undefined) return { value: 0 }; // the fleet subscribes to nothing
   const byQos = fleet === undefined ? checker.byQos : checker.subscribers[fleet]!.byQos;
   if (name === 'violations') return { value: fleet === undefined ? checker.violations.total : checker.subscribers[fleet]!.violations };
+  if (name.startsWith('violations.')) {
+    const kind = name.slice('violations.'.length) as ViolationKind;
+    return { value: fleet === undefined ? (checker.violations.byKind[kind] ?? 0) : (checker.subscribers[fleet]!.byKind?.[kind] ?? 0) };
+  }
   const cls = name as CheckerQosCounter;
   if (qos !== null) return { value: byQos[Number(qos[1])]![cls] };
   return { value: byQos[0][cls] + byQos[1][cls] + byQos[2][cls] };
@@ -274,6 +289,11 @@ function lookup(metric: string, result: RunResult): Lookup {
   if (checked !== undefined) return checked;
   const value = byName.has(metric) ? counterValue(result.totals, metric) : undefined;
   return value === undefined ? { unknown: metricProblem(metric) ?? `unknown metric ${metric}` } : { value };
+}
+
+/** The value of any catalog metric in a run: the resolver behind `expect:` and `mqtt-sim compare`. */
+export function resolveMetric(metric: string, result: RunResult): MetricLookup {
+  return lookup(metric, result);
 }
 
 function compare(actual: number, op: AssertionSpec['op'], expected: number): boolean {

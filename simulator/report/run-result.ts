@@ -3,7 +3,7 @@
  * `compare` read only this shape. Bump runResultSchemaVersion on any incompatible change.
  */
 import type { ChaosAction, Scenario } from '../scenario/types.js';
-import type { DisconnectCause, FleetCounters } from '../metrics/types.js';
+import type { BrokerViolationExample, BrokerViolationKind, DisconnectCause, FleetCounters } from '../metrics/types.js';
 import type { CheckerResult } from '../verify/checker.js';
 
 export const runResultSchemaVersion = 1;
@@ -68,6 +68,19 @@ export interface ChaosRecord {
   endMs?: number;
 }
 
+/**
+ * Protocol violations by the broker, as the simulated clients saw them on their connections (kept apart
+ * from the delivery checker's `checker`: they are observed live per packet, not derived from ledgers).
+ */
+export interface BrokerViolations {
+  total: number;
+  byKind: Record<BrokerViolationKind, number>;
+  /** Per fleet or consumer whose clients saw them. */
+  byFleet: Record<string, number>;
+  /** The first ones, earliest first (a few per shard, at most maxBrokerViolationExamples). */
+  examples: BrokerViolationExample[];
+}
+
 export interface RunResult {
   schemaVersion: number;
   tool: { name: 'mqtt-sim'; version: string };
@@ -103,12 +116,14 @@ export interface RunResult {
    * Always written by runs since the checker exists; absent in older run.json files (same schema version).
    */
   checker?: CheckerResult;
+  /** Protocol violations by the broker seen by the clients; any makes the verdict fail. Absent in older run.json files. */
+  brokerViolations?: BrokerViolations;
   generator: { saturated: boolean; reasons: string[]; loopDelayMaxMs: number; scheduleSlipP99Ms: number };
   broker?: { embedded: true; pid: number; cpuSeconds: number; peakRssBytes: number; version: string };
   /** The chaos timeline as it happened, in start order. */
   chaos: ChaosRecord[];
   assertions: AssertionResult[];
-  /** 'pass' when every assertion passed and the run completed. */
+  /** 'pass' when every assertion passed, the run completed and the clients saw no broker violation. */
   verdict: 'pass' | 'fail';
   errors: string[];
   disconnectCauses: Record<DisconnectCause, number>;

@@ -4,6 +4,7 @@
  * shared with the plain progress reporter.
  */
 import type { FleetCounters } from '../metrics/types.js';
+import { violationKinds } from '../verify/checker.js';
 import type { AssertionResult, LatencySummary, RunResult } from './run-result.js';
 
 // ---------------------------------------------------------------- number formatting
@@ -192,7 +193,7 @@ function guaranteeLines(result: RunResult): string[] | null {
   const c = result.checker;
   if (c === undefined) return null;
   const v = c.violations;
-  const kinds = (['lost', 'duplicated', 'reordered'] as const).filter((k) => v.byKind[k] > 0).map((k) => `${k} ${formatCount(v.byKind[k])}`);
+  const kinds = violationKinds.filter((k) => (v.byKind[k] ?? 0) > 0).map((k) => `${k} ${formatCount(v.byKind[k])}`);
   const how = `checked in ${formatMs(c.checkMs)}, margin ${formatDuration(c.marginMs)}`;
   const head =
     c.verdict === 'pass' ? `PASS: no breach of the MQTT delivery contract (${how})`
@@ -203,13 +204,37 @@ function guaranteeLines(result: RunResult): string[] | null {
     .filter((_, q) => Object.values(c.byQos[q]!).some((n) => n > 0));
   const lines = [`${label('Guarantees')}${head}`];
   if (rows.length > 0) lines.push(...formatTable(['qos', 'delivered', 'lost', 'dup', 'reordered', 'expired', 'indeterminate'], rows));
+  const sj = c.sessions;
+  if (sj !== undefined && sj.owedReconnects > 0) {
+    lines.push(`  persistent sessions: ${formatCount(sj.owedReconnects)} reconnect${sj.owedReconnects === 1 ? '' : 's'} owed the session, ${formatCount(sj.resumed)} resumed, ${formatCount(sj.forgotten)} forgotten by the broker`);
+  }
+  const rj = c.retained;
+  if (rj !== undefined && rj.subscribes > 0) {
+    lines.push(`  retained: ${formatCount(rj.subscribes)} subscribe${rj.subscribes === 1 ? '' : 's'} to retained topics, ${formatCount(rj.replays)} replays, ${formatCount(rj.judged)} topic values judged (${formatCount(rj.missing)} missing, ${formatCount(rj.stale)} stale${rj.unjudged > 0 ? `, ${formatCount(rj.unjudged)} not judged: connection lost right after the SUBACK` : ''})`);
+  }
   const shown = c.examples.slice(0, SUMMARY_EXAMPLES);
   if (shown.length > 0) {
     lines.push(`  first violations${v.total > shown.length ? ` (${shown.length} of ${formatCount(v.total)}; more in run.json)` : ''}:`);
     for (const e of shown) {
       const to = e.group ?? e.subscriberClientId ?? '?';
-      lines.push(`    ${e.kind} qos${e.qos} ${e.publisherClientId} → ${to} ${e.topic}${e.seq === null ? '' : ` seq ${e.seq}`}: ${e.detail}`);
+      if (e.kind === 'session-lost') lines.push(`    ${e.kind} ${to}: ${e.detail}`);
+      else lines.push(`    ${e.kind} qos${e.qos} ${e.publisherClientId} → ${to} ${e.topic}${e.seq === null ? '' : ` seq ${e.seq}`}: ${e.detail}`);
     }
+  }
+  return lines;
+}
+
+/** Protocol violations by the broker seen by the clients, with the first examples; none for an older run.json. */
+function brokerViolationLines(result: RunResult): string[] | null {
+  const b = result.brokerViolations;
+  if (b === undefined) return null;
+  if (b.total === 0) return [`${label('Protocol')}PASS: the clients saw no protocol violation by the broker`];
+  const kinds = Object.entries(b.byKind).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${formatCount(n)}`);
+  const lines = [`${label('Protocol')}FAIL: ${formatCount(b.total)} broker violation${b.total === 1 ? '' : 's'} seen by the clients (${kinds.join(', ')})`];
+  const shown = b.examples.slice(0, SUMMARY_EXAMPLES);
+  if (shown.length > 0) {
+    lines.push(`  first violations${b.total > shown.length ? ` (${shown.length} of ${formatCount(b.total)}; more in run.json)` : ''}:`);
+    for (const e of shown) lines.push(`    ${e.kind} ${e.clientId} at ${formatDuration(Math.max(0, e.atMs))}: ${e.detail}`);
   }
   return lines;
 }
@@ -233,6 +258,8 @@ export function verdictLine(result: RunResult): string {
   const reasons: string[] = [];
   if (failed > 0) reasons.push(`${failed} of ${result.assertions.length} assertions failed`);
   if (result.outcome !== 'completed') reasons.push(`the run ended ${result.outcome}`);
+  const broker = result.brokerViolations?.total ?? 0;
+  if (broker > 0) reasons.push(`${formatCount(broker)} protocol violation${broker === 1 ? '' : 's'} by the broker`);
   if (result.verdict === 'pass' && reasons.length === 0) return 'PASS';
   return `FAIL: ${reasons.length > 0 ? reasons.join(', ') : 'see errors above'}`;
 }
@@ -241,6 +268,8 @@ export function formatSummary(result: RunResult): string {
   const sections: string[][] = [header(result), fleetTable(result), latencyTable(result)];
   const guarantees = guaranteeLines(result);
   if (guarantees !== null) sections.push(guarantees);
+  const protocol = brokerViolationLines(result);
+  if (protocol !== null) sections.push(protocol);
   const health = [generatorLine(result), brokerLine(result), disconnectsLine(result)].filter((l): l is string => l !== null);
   sections.push(health);
   if (result.errors.length > 0) sections.push(['Errors', ...result.errors.map((e) => `  ${e}`)]);

@@ -4,7 +4,7 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import type { Scenario } from '../scenario/types.js';
-import type { EncodedHistograms, FleetCounters, GeneratorHealth } from '../metrics/types.js';
+import type { BrokerViolationExample, EncodedHistograms, FleetCounters, GeneratorHealth } from '../metrics/types.js';
 import type { SerializedLedgers } from '../verify/ledger.js';
 
 /** One device as the orchestrator assigns it to a shard. */
@@ -89,4 +89,6 @@ export interface ShardResult {
   ledgers: SerializedLedgers;
   /** First errors worth showing (bounded). */
   errors: string[];
+  /** The first protocol violations by the broker its clients saw (bounded; the counts are in `fleets`). */
+  brokerViolations?: BrokerViolationExample[];
 }

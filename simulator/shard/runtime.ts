@@ -15,13 +15,13 @@ import { openTransport } from '../client/transport.js';
 import type { LeanClientHandler, LeanClientOptions } from '../client/types.js';
 import { ackToken, Device, tokenLocal, tokenSeq, type Publication, type PublicationHost } from '../devices/device.js';
 import { setUpDevice } from '../devices/models.js';
-import { emptyFleetCounters } from '../metrics/counters.js';
+import { emptyFleetCounters, emptyViolationCounts } from '../metrics/counters.js';
 import { countLinkEvent } from '../faults/fault-counters.js';
 import { createDeviceNetwork } from '../faults/link.js';
 import { isTransparent } from '../faults/profile.js';
 import { HistogramSet } from '../metrics/histograms.js';
 import { LoopHealthMonitor } from '../metrics/loop-health.js';
-import type { DisconnectCause, FleetCounters } from '../metrics/types.js';
+import type { BrokerViolationExample, BrokerViolationKind, DisconnectCause, FleetCounters } from '../metrics/types.js';
 import { histogramNames } from '../metrics/types.js';
 import { fleetLayout, fleetOfStream, type StreamRange } from '../orchestrator/plan.js';
 import { createPrng } from '../scenario/prng.js';
@@ -58,6 +58,8 @@ const MAX_QUEUED = 1000;
 const STOP_GRACE_MS = 2000;
 /** Errors kept for the report, and events forwarded to the orchestrator per shard. */
 const MAX_ERRORS = 20;
+/** Broker violation examples kept per shard (every violation is counted). */
+const MAX_VIOLATION_EXAMPLES = 10;
 
 class Stopper implements Timed {
   atMs: number;
@@ -96,6 +98,7 @@ export class ShardRuntime implements PublicationHost {
   private readonly checkerRecords = new CheckerRecorder();
   private readonly scheduler: Scheduler;
   private readonly errors: string[] = [];
+  private readonly violationExamples: BrokerViolationExample[] = [];
   private readonly e2eFleetNames: string[];
   private snapshotTimer: NodeJS.Timeout | null = null;
   private epochMs = 0;
@@ -273,6 +276,7 @@ export class ShardRuntime implements PublicationHost {
       histograms: this.histograms.cumulative(),
       ledgers,
       errors: this.errors,
+      brokerViolations: this.violationExamples,
     });
   }
 
@@ -442,7 +446,7 @@ export class ShardRuntime implements PublicationHost {
       return;
     }
     this.ledger.published(p.stream, seq, p.qos);
-    this.checkerRecords.published(p.stream, seq, scheduledMs, p.qos === 0 ? preciseNowMs() : -1);
+    this.checkerRecords.published(p.stream, seq, scheduledMs, p.qos === 0 ? preciseNowMs() : -1, p.retain);
     c.published[p.qos]++;
     if (p.qos > 0) (d.pending ??= new Map()).set(token, nowMs);
   }
@@ -497,8 +501,10 @@ export class ShardRuntime implements PublicationHost {
       return;
     }
     if (retain) {
-      // Retained state replayed at subscribe time is not a live delivery of that message.
+      // Retained state replayed at subscribe time is not a live delivery of that message; the checker
+      // judges it against the last value acknowledged before the subscription.
       c.retainedReceived++;
+      this.checkerRecords.retainedReplay(d.assignment.device, stamp.stream, stamp.seq);
       return;
     }
     const kind = this.ledger.received(d.assignment.device, stamp.stream, stamp.seq, stamp.qos as QoS);
@@ -554,6 +560,20 @@ export class ShardRuntime implements PublicationHost {
     d.onReady?.();
   }
 
+  /** The broker broke the protocol on this device's connection: counted per fleet, the first few kept with a warning event. */
+  onViolation(d: Device, kind: BrokerViolationKind, detail: string): void {
+    const c = d.counters;
+    (c.violations ??= emptyViolationCounts())[kind]++;
+    if (this.violationExamples.length >= MAX_VIOLATION_EXAMPLES) return;
+    const atMs = this.epochMs === 0 ? 0 : Math.round(preciseNowMs() - this.epochMs);
+    const clientId = d.assignment.clientId;
+    this.violationExamples.push({ kind, clientId, fleet: d.fleet.name, at: new Date().toISOString(), atMs, detail });
+    if (this.eventsSent < MAX_ERRORS) {
+      this.eventsSent++;
+      this.channel.post({ type: 'event', shard: this.shard, atMs, level: 'warn', message: `${clientId}: broker violation ${kind}: ${detail}` });
+    }
+  }
+
   onBytes(d: Device, out: number, inb: number): void {
     d.counters.bytesOut += out;
     d.counters.bytesIn += inb;
@@ -592,4 +612,5 @@ const handler: LeanClientHandler<Device> = {
   onAck: (d, token, qos, reasonCode) => d.runtime!.onAck(d, token, qos, reasonCode),
   onSubscribed: (d, granted) => d.runtime!.onSubscribed(d, granted),
   onBytes: (d, out, inb) => d.runtime!.onBytes(d, out, inb),
+  onViolation: (d, kind, detail) => d.runtime!.onViolation(d, kind, detail),
 };

@@ -194,3 +194,35 @@ describe('RunAggregator saturation over the run', () => {
     expect(out.generator.reasons).toEqual(['2 of 6 seconds saturated', 'up to event-loop delay p99 80 ms > 50 ms']);
   });
 });
+
+describe('RunAggregator.finish: broker violations', () => {
+  const example = (clientId: string, atMs: number): NonNullable<ShardResult['brokerViolations']>[number] =>
+    ({ kind: 'qos-above-granted', clientId, fleet: 'c', at: new Date(1_700_000_000_000 + atMs).toISOString(), atMs, detail: 'd' });
+
+  it('sums the counts per kind and fleet over shards and merges the examples earliest first', () => {
+    const agg = new RunAggregator(['s', 'c'], 2);
+    const withViolations = (n: number): FleetCounters => {
+      const c = emptyFleetCounters();
+      c.violations!['qos-above-granted'] = n;
+      c.violations!['unknown-packet-id'] = 1;
+      return c;
+    };
+    const out = agg.finish([
+      { shard: 0, fleets: { c: withViolations(2), s: emptyFleetCounters() }, histograms: {}, ledgers: new ShardLedger().serialize(), errors: [], brokerViolations: [example('c-0', 300)] },
+      // A shard from before violations were shipped: no examples, counters without the field.
+      { shard: 1, fleets: { c: withViolations(5) }, histograms: {}, ledgers: new ShardLedger().serialize(), errors: [], brokerViolations: [example('c-1', 100)] },
+    ]);
+    expect(out.brokerViolations.total).toBe(9);
+    expect(out.brokerViolations.byKind).toMatchObject({ 'qos-above-granted': 7, 'unknown-packet-id': 2, 'retain-misuse': 0 });
+    expect(out.brokerViolations.byFleet).toEqual({ s: 0, c: 9 });
+    expect(out.brokerViolations.examples.map((e) => e.clientId)).toEqual(['c-1', 'c-0']);
+  });
+
+  it('is all zeros for shards that saw none (or predate the field)', () => {
+    const agg = new RunAggregator(['f'], 1);
+    const old = emptyFleetCounters();
+    delete old.violations;
+    const out = agg.finish([{ shard: 0, fleets: { f: old }, histograms: {}, ledgers: new ShardLedger().serialize(), errors: [] }]);
+    expect(out.brokerViolations).toMatchObject({ total: 0, byFleet: { f: 0 }, examples: [] });
+  });
+});

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { addCounters, cloneCounters, emptyFleetCounters, sumFleets } from '../../../../simulator/metrics/counters.js';
-import { disconnectCauses, type FleetCounters } from '../../../../simulator/metrics/types.js';
+import { brokerViolationKinds, disconnectCauses, type FleetCounters } from '../../../../simulator/metrics/types.js';
 
 /** Counters where every field has a distinct value derived from `k`. */
 function filled(k: number): FleetCounters {
@@ -23,6 +23,7 @@ function filled(k: number): FleetCounters {
   c.bytesOut = k + 21;
   c.bytesIn = k + 22;
   c.faults = { disconnects: k + 23, resets: k + 24, halfOpen: k + 25, slowCloses: k + 26, refused: k + 27, stalls: k + 28 };
+  brokerViolationKinds.forEach((kind, i) => (c.violations![kind] = k + 29 + i));
   return c;
 }
 
@@ -33,6 +34,9 @@ describe('counters', () => {
     expect(c.disconnects).toEqual({ normal: 0, server: 0, error: 0, timeout: 0, refused: 0, protocol: 0 });
     expect(c.published).toEqual([0, 0, 0]);
     expect(c.faults).toEqual({ disconnects: 0, resets: 0, halfOpen: 0, slowCloses: 0, refused: 0, stalls: 0 });
+    expect(c.violations).toEqual({
+      'qos-above-granted': 0, 'receive-maximum-exceeded': 0, 'packet-too-large': 0, 'unknown-packet-id': 0, 'retain-misuse': 0, 'topic-alias-misuse': 0,
+    });
     expect(emptyFleetCounters().devices).toBe(0);
   });
 
@@ -88,5 +92,28 @@ describe('fault counters', () => {
     const from = emptyFleetCounters();
     from.faults!.resets = 3;
     expect(addCounters(bare, from).faults).toEqual({ disconnects: 0, resets: 3, halfOpen: 0, slowCloses: 0, refused: 0, stalls: 0 });
+  });
+});
+
+describe('broker violation counters', () => {
+  it('addCounters accepts counters without violations (from before they existed) and keeps the sum', () => {
+    const into = emptyFleetCounters();
+    into.violations!['qos-above-granted'] = 2;
+    const old = emptyFleetCounters();
+    delete old.violations;
+    addCounters(into, old);
+    expect(into.violations!['qos-above-granted']).toBe(2);
+    const bare = emptyFleetCounters();
+    delete bare.violations;
+    const from = emptyFleetCounters();
+    from.violations!['receive-maximum-exceeded'] = 3;
+    expect(addCounters(bare, from).violations).toMatchObject({ 'receive-maximum-exceeded': 3, 'qos-above-granted': 0 });
+  });
+
+  it('cloneCounters copies the violation counts, not the record', () => {
+    const a = filled(1);
+    const b = cloneCounters(a);
+    b.violations!['retain-misuse'] = 999;
+    expect(a.violations!['retain-misuse']).toBe(1 + 29 + brokerViolationKinds.indexOf('retain-misuse'));
   });
 });

@@ -139,3 +139,34 @@ describe('evaluateAssertions', () => {
     expect(judge('qos1.duplicated == 2', r).passed).toBe(true);
   });
 });
+
+describe('broker violation metrics', () => {
+  const violations = (over: Partial<NonNullable<FleetCounters['violations']>> = {}): NonNullable<FleetCounters['violations']> => ({
+    'qos-above-granted': 0, 'receive-maximum-exceeded': 0, 'packet-too-large': 0, 'unknown-packet-id': 0, 'retain-misuse': 0, 'topic-alias-misuse': 0, ...over,
+  });
+
+  it('are in the catalog: brokerViolations and violations.<kind>, also per fleet', () => {
+    expect(isKnownMetric('brokerViolations')).toBe(true);
+    expect(isKnownMetric('violations.qos-above-granted')).toBe(true);
+    expect(isKnownMetric('violations.receive-maximum-exceeded')).toBe(true);
+    expect(metricProblem('fleets.valve.plcs.violations.retain-misuse', ['valve.plcs'])).toBeNull();
+    expect(metricProblem('violations.qos-above-grantd')).toContain('did you mean violations.qos-above-granted?');
+  });
+
+  it('read the counters of the run and of one fleet', () => {
+    const r = result({
+      totals: counters({ violations: violations({ 'qos-above-granted': 3, 'unknown-packet-id': 1 }) }),
+      fleets: { 'valve.plcs': counters({ violations: violations({ 'qos-above-granted': 2 }) }) },
+    });
+    expect(judge('brokerViolations == 0', r)).toMatchObject({ actual: 4, passed: false });
+    expect(judge('violations.qos-above-granted == 3', r)).toMatchObject({ actual: 3, passed: true });
+    expect(judge('violations.retain-misuse == 0', r)).toMatchObject({ actual: 0, passed: true });
+    expect(judge('fleets.valve.plcs.violations.qos-above-granted == 2', r)).toMatchObject({ actual: 2, passed: true });
+    expect(judge('fleets.valve.plcs.brokerViolations == 2', r)).toMatchObject({ actual: 2, passed: true });
+  });
+
+  it('are 0 for counters from before they were counted', () => {
+    expect(judge('brokerViolations == 0')).toMatchObject({ actual: 0, passed: true });
+    expect(judge('violations.packet-too-large == 0')).toMatchObject({ actual: 0, passed: true });
+  });
+});

@@ -107,3 +107,36 @@ describe('number formatting', () => {
     ]);
   });
 });
+
+describe('broker protocol violations in the summary', () => {
+  const withViolations = (): RunResult => {
+    const result = fixture();
+    result.assertions = [];
+    result.brokerViolations = {
+      total: 3,
+      byKind: { 'qos-above-granted': 2, 'receive-maximum-exceeded': 1, 'packet-too-large': 0, 'unknown-packet-id': 0, 'retain-misuse': 0, 'topic-alias-misuse': 0 },
+      byFleet: { historian: 3 },
+      examples: [
+        { kind: 'qos-above-granted', clientId: 'hist-0', fleet: 'historian', at: '2024-01-01T00:00:01.000Z', atMs: 1200, detail: 'QoS 2 PUBLISH on a/b, but the matching subscription was granted at most QoS 1' },
+      ],
+    };
+    return result;
+  };
+
+  it('prints a Protocol section with the counts by kind and the first examples', () => {
+    const text = formatSummary(withViolations());
+    expect(text).toContain('Protocol     FAIL: 3 broker violations seen by the clients (qos-above-granted 2, receive-maximum-exceeded 1)');
+    expect(text).toContain('    qos-above-granted hist-0 at 1.2 s: QoS 2 PUBLISH on a/b, but the matching subscription was granted at most QoS 1');
+  });
+
+  it('FAIL naming the broker violations even when every assertion passed', () => {
+    expect(verdictLine(withViolations())).toBe('FAIL: 3 protocol violations by the broker');
+  });
+
+  it('a run.json without brokerViolations (older) prints no Protocol line; none seen prints PASS', () => {
+    expect(formatSummary(fixture())).not.toContain('Protocol');
+    const clean = fixture();
+    clean.brokerViolations = { ...withViolations().brokerViolations!, total: 0, examples: [] };
+    expect(formatSummary(clean)).toContain('Protocol     PASS: the clients saw no protocol violation by the broker');
+  });
+});
