@@ -10,6 +10,7 @@ import type { FleetSpec, Scenario } from '../../simulator/scenario/types.js';
 import { formatDuration, formatRate } from '../../simulator/scenario/units.js';
 import type { CliIo, CommandContext } from '../context.js';
 import { ExitCode, UserError } from '../exit-codes.js';
+import { expectedPublishRates } from '../../simulator/scenario/rates.js';
 
 export interface ValidateArgs {
   file: string;
@@ -28,23 +29,6 @@ export function validateCommandBuilder(yargs: Argv): Argv<ValidateArgs> {
     .example('$0 validate my.yaml --seed 7', 'with another seed') as unknown as Argv<ValidateArgs>;
 }
 
-/** Steady-state publishes per second: every fleet's periodic publications, commands and PLC replies. */
-export function expectedPublishRates(scenario: Scenario): { perFleet: Record<string, number>; total: number } {
-  const perFleet: Record<string, number> = {};
-  for (const fleet of scenario.fleets) {
-    let rate = 0;
-    for (const p of fleet.publish) rate += (fleet.count * fleet.sensorsPerDevice * 1000) / p.intervalMs;
-    if (fleet.commands !== undefined) rate += (fleet.count * 1000) / fleet.commands.intervalMs;
-    perFleet[fleet.name] = (perFleet[fleet.name] ?? 0) + rate;
-  }
-  // Every command is answered by one reply from the PLC that received it.
-  for (const fleet of scenario.fleets) {
-    if (fleet.commands === undefined) continue;
-    perFleet[fleet.commands.fleet] = (perFleet[fleet.commands.fleet] ?? 0) + (fleet.count * 1000) / fleet.commands.intervalMs;
-  }
-  const total = Object.values(perFleet).reduce((a, b) => a + b, 0);
-  return { perFleet, total };
-}
 
 function rateText(perSecond: number): string {
   if (perSecond >= 100) return `${Math.round(perSecond).toLocaleString('en-US')} msg/s`;
