@@ -3,13 +3,12 @@
  * charts drawn here (svg-chart.ts); no script, font, image or stylesheet is fetched, so the file can be
  * opened from a CI artifact offline. Every text from the run is escaped.
  */
-import { resolveMetric } from './assertions.js';
 import { escapeMarkup as esc } from './escape.js';
 import { decadeLabel, percentileCurve, type PercentileCurve } from './percentile-curves.js';
 import { collectReportEvents, type ReportEvent } from './report-events.js';
 import type { LatencySummary, RunResult } from './run-result.js';
 import {
-  formatBytes, formatCount, formatDuration, formatMs, formatMsValue, formatNumber, formatPercent, verdictLine,
+  describeTarget, formatBytes, formatCount, formatDuration, formatMs, formatMsValue, formatNumber, formatPercent, metricText, runDurationMs, verdictLine,
 } from './summary.js';
 import { lineChart, type ChartBand, type ChartMarker, type ChartSeries } from './svg-chart.js';
 
@@ -43,23 +42,6 @@ function keyValueTable(rows: ReadonlyArray<readonly [string, string]>): string {
 
 function section(id: string, title: string, body: string, note?: string): string {
   return `<section id="${id}">\n<h2>${esc(title)}</h2>\n${note === undefined ? '' : `<p class="note">${esc(note)}</p>\n`}${body}\n</section>`;
-}
-
-function runDurationMs(result: RunResult): number {
-  const ms = Date.parse(result.finishedAt) - Date.parse(result.startedAt);
-  return Number.isFinite(ms) && ms >= 0 ? ms : 0;
-}
-
-function describeTarget(result: RunResult): string {
-  const protocol = result.target.protocolVersion === 5 ? 'MQTT 5.0' : 'MQTT 3.1.1';
-  const urls = result.target.urls.join(', ');
-  if (!result.target.embedded) return `${urls} (${protocol})`;
-  return `embedded reference broker${result.broker?.version !== undefined ? ` ${result.broker.version}` : ''}, ${urls} (${protocol})`;
-}
-
-function metricText(result: RunResult, metric: string, format: (n: number) => string): string {
-  const found = resolveMetric(metric, result);
-  return 'value' in found ? format(found.value) : '-';
 }
 
 // ---------------------------------------------------------------- header and key figures

@@ -5,8 +5,7 @@
  */
 import { collectReportEvents } from './report-events.js';
 import type { RunResult } from './run-result.js';
-import { formatBytes, formatCount, formatDuration, formatMs, formatMsValue, formatNumber, verdictLine } from './summary.js';
-import { resolveMetric } from './assertions.js';
+import { describeTarget, formatBytes, formatCount, formatDuration, formatMs, formatMsValue, formatNumber, metricText, runDurationMs, verdictLine } from './summary.js';
 
 export const markdownReportFileName = 'summary.md';
 
@@ -38,23 +37,6 @@ function mdTable(head: readonly string[], rows: readonly (readonly string[])[], 
   ];
 }
 
-function runDurationMs(result: RunResult): number {
-  const ms = Date.parse(result.finishedAt) - Date.parse(result.startedAt);
-  return Number.isFinite(ms) && ms >= 0 ? ms : 0;
-}
-
-function describeTarget(result: RunResult): string {
-  const protocol = result.target.protocolVersion === 5 ? 'MQTT 5.0' : 'MQTT 3.1.1';
-  const urls = result.target.urls.join(', ');
-  if (!result.target.embedded) return `${urls} (${protocol})`;
-  return `embedded reference broker${result.broker?.version !== undefined ? ` ${result.broker.version}` : ''}, ${urls} (${protocol})`;
-}
-
-function metric(result: RunResult, name: string, format: (n: number) => string): string {
-  const found = resolveMetric(name, result);
-  return 'value' in found ? format(found.value) : '-';
-}
-
 function headline(result: RunResult): string[] {
   const pass = result.verdict === 'pass';
   const lines = [`# ${pass ? '✅' : '❌'} ${mdText(result.scenario.name)}: ${pass ? 'PASS' : 'FAIL'}`, ''];
@@ -78,7 +60,7 @@ function keyFigures(result: RunResult): string[] {
       ['published', 'delivered', 'published/s', 'delivered/s', 'e2e p50', 'e2e p99', 'connect failures', 'reconnects', 'violations'],
       [[
         formatCount(sum3(result.totals.published)), formatCount(sum3(result.totals.delivered)),
-        metric(result, 'throughput.published', formatNumber), metric(result, 'throughput.delivered', formatNumber),
+        metricText(result, 'throughput.published', formatNumber), metricText(result, 'throughput.delivered', formatNumber),
         formatMs(e2e?.count ? e2e.p50 : null), formatMs(e2e?.count ? e2e.p99 : null),
         formatCount(result.totals.connectFailures), formatCount(result.totals.reconnects), violations,
       ]],

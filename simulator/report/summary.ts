@@ -6,6 +6,7 @@
 import type { FleetCounters } from '../metrics/types.js';
 import { violationKinds } from '../verify/checker.js';
 import type { AssertionResult, LatencySummary, RunResult } from './run-result.js';
+import { resolveMetric } from './assertions.js';
 
 // ---------------------------------------------------------------- number formatting
 
@@ -87,7 +88,8 @@ function protocolName(version: 4 | 5): string {
   return version === 5 ? 'MQTT 5.0' : 'MQTT 3.1.1';
 }
 
-function describeTarget(result: RunResult): string {
+/** The target as one line: URLs and protocol, and the broker version when it was embedded. */
+export function describeTarget(result: RunResult): string {
   const urls = result.target.urls.join(', ');
   const protocol = protocolName(result.target.protocolVersion);
   if (!result.target.embedded) return `${urls} (${protocol})`;
@@ -95,9 +97,16 @@ function describeTarget(result: RunResult): string {
   return `embedded reference broker${version}, ${urls} (${protocol})`;
 }
 
-function runDurationMs(result: RunResult): number {
+/** Wall time of the whole run (prepare and drain included), 0 when the timestamps are unusable. */
+export function runDurationMs(result: RunResult): number {
   const ms = Date.parse(result.finishedAt) - Date.parse(result.startedAt);
   return Number.isFinite(ms) && ms >= 0 ? ms : 0;
+}
+
+/** A metric from the assertion catalog, formatted, or '-' when the run has no data for it. */
+export function metricText(result: RunResult, name: string, format: (n: number) => string): string {
+  const found = resolveMetric(name, result);
+  return 'value' in found ? format(found.value) : '-';
 }
 
 function header(result: RunResult): string[] {

@@ -7,19 +7,16 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Aedes } from 'aedes';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runScenario } from '../../../simulator/orchestrator/run.js';
-import type { Reporter } from '../../../simulator/report/reporter.js';
 import { formatSummary, verdictLine } from '../../../simulator/report/summary.js';
 import { readRunResult } from '../../../simulator/report/write-run.js';
 import { parseScenario } from '../../../simulator/scenario/load.js';
 import { requireBuilt } from '../../helpers/cli-process.js';
+import { quietReporter, workerFile } from '../../helpers/run-scenario.js';
 
-const workerFile = fileURLToPath(new URL('../../../dist/simulator/shard/worker.js', import.meta.url));
-
-const silent: Reporter = { start() {}, phase() {}, point() {}, event() {}, finish() {} };
+const silent = quietReporter();
 
 describe('runScenario against Aedes 1.2 (broker violations)', () => {
   let server: net.Server;

@@ -2,15 +2,13 @@
  * The chaos timeline end to end in-process: runScenario against a real broker in this process (its
  * authenticate hook records every connection), shards in real worker threads (the built worker).
  */
-import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runScenario } from '../../../simulator/orchestrator/run.js';
-import type { Reporter, RunEvent } from '../../../simulator/report/reporter.js';
+import type { RunEvent } from '../../../simulator/report/reporter.js';
 import { parseScenario } from '../../../simulator/scenario/load.js';
 import { startBroker, type TestBroker } from '../../helpers/broker.js';
 import { requireBuilt } from '../../helpers/cli-process.js';
-
-const workerFile = fileURLToPath(new URL('../../../dist/simulator/shard/worker.js', import.meta.url));
+import { quietReporter, workerFile } from '../../helpers/run-scenario.js';
 
 beforeAll(() => requireBuilt('simulator/shard/worker.js'));
 
@@ -19,10 +17,6 @@ afterEach(async () => {
   await broker?.close();
   broker = undefined;
 });
-
-function silentReporter(events: RunEvent[]): Reporter {
-  return { start() {}, phase() {}, point() {}, event: (e) => events.push(e), finish() {} };
-}
 
 describe('chaos timeline (in-process broker, worker-thread shards)', () => {
   it('partitions one fleet and storms another: links cut without DISCONNECT, no connection during the partition, every QoS 1 publish acknowledged', async () => {
@@ -63,7 +57,7 @@ chaos:
   - { at: 2s, reconnectStorm: stormy }
 `);
     const events: RunEvent[] = [];
-    const { result } = await runScenario(scenario, { workers: 2, reporter: silentReporter(events), reportDir: null, workerFile });
+    const { result } = await runScenario(scenario, { workers: 2, reporter: quietReporter({ event: (e) => events.push(e) }), reportDir: null, workerFile });
     expect(result.outcome).toBe('completed');
 
     // Both actions ran and are in run.json, in start order.

@@ -10,17 +10,14 @@
  * - The embedded reference broker (sqlite) under 3G links failing every few seconds plus a
  *   broker kill: no violation at all, with reconnects and link faults having happened.
  */
-import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runScenario } from '../../../simulator/orchestrator/run.js';
-import type { Reporter } from '../../../simulator/report/reporter.js';
 import type { RunResult } from '../../../simulator/report/run-result.js';
 import { parseScenario } from '../../../simulator/scenario/load.js';
 import { startBroker, type TestBroker } from '../../helpers/broker.js';
 import { requireBuilt } from '../../helpers/cli-process.js';
 import { forgetRetained, startFaultyProxy, type FaultyProxy } from '../../helpers/faulty-proxy.js';
-
-const workerFile = fileURLToPath(new URL('../../../dist/simulator/shard/worker.js', import.meta.url));
+import { quietReporter, workerFile } from '../../helpers/run-scenario.js';
 
 beforeAll(() => requireBuilt('simulator/shard/worker.js'));
 
@@ -33,7 +30,7 @@ afterEach(async () => {
   broker = undefined;
 });
 
-const silent: Reporter = { start() {}, phase() {}, point() {}, event() {}, finish() {} };
+const silent = quietReporter();
 
 describe('delivery checker: brokers that forget on restart', () => {
   it('a memory broker killed and restarted: one session-lost per persistent subscriber, K retained for K forgotten topics', async () => {

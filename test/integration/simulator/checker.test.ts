@@ -3,19 +3,16 @@
  * (the built worker). A healthy run reports nothing lost or duplicated; a faulty proxy between the
  * consumer and the broker that misbehaves on exactly K messages is reported with exactly K.
  */
-import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { PublishPacket } from '../../../protocol/packets.js';
 import { runScenario } from '../../../simulator/orchestrator/run.js';
-import type { Reporter } from '../../../simulator/report/reporter.js';
 import type { RunResult } from '../../../simulator/report/run-result.js';
 import { parseScenario } from '../../../simulator/scenario/load.js';
 import { readStamp } from '../../../simulator/verify/stamp.js';
 import { startBroker, type TestBroker } from '../../helpers/broker.js';
 import { requireBuilt } from '../../helpers/cli-process.js';
 import { dropPublishes, duplicateQos2, startFaultyProxy, swapPublishes, type FaultyProxy, type ProxyPolicy } from '../../helpers/faulty-proxy.js';
-
-const workerFile = fileURLToPath(new URL('../../../dist/simulator/shard/worker.js', import.meta.url));
+import { quietReporter, workerFile } from '../../helpers/run-scenario.js';
 
 beforeAll(() => requireBuilt('simulator/shard/worker.js'));
 
@@ -28,7 +25,7 @@ afterEach(async () => {
   broker = undefined;
 });
 
-const silent: Reporter = { start() {}, phase() {}, point() {}, event() {}, finish() {} };
+const silent = quietReporter();
 
 /** QoS 1 and QoS 2 sensors; one consumer that reaches the broker at `consumerUrl` (the proxy or the broker itself). */
 function scenario(brokerUrl: string, consumerUrl: string): string {

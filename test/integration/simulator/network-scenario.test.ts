@@ -3,15 +3,12 @@
  * run in-process against the reference broker with worker-thread shards (the built worker). Devices
  * reconnect, resume their sessions and get every QoS 1 message acknowledged; the link events are counted.
  */
-import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runScenario } from '../../../simulator/orchestrator/run.js';
-import type { Reporter } from '../../../simulator/report/reporter.js';
 import { parseScenario } from '../../../simulator/scenario/load.js';
 import { startBroker, type TestBroker } from '../../helpers/broker.js';
 import { requireBuilt } from '../../helpers/cli-process.js';
-
-const workerFile = fileURLToPath(new URL('../../../dist/simulator/shard/worker.js', import.meta.url));
+import { quietReporter, workerFile } from '../../helpers/run-scenario.js';
 
 beforeAll(() => requireBuilt('simulator/shard/worker.js'));
 
@@ -21,7 +18,7 @@ afterEach(async () => {
   broker = undefined;
 });
 
-const silent: Reporter = { start() {}, phase() {}, point() {}, event() {}, finish() {} };
+const silent = quietReporter();
 
 describe('a fleet on a flaky network', () => {
   it('reconnects through failures and downtimes and gets every QoS 1 publish acknowledged', async () => {

@@ -2,16 +2,12 @@
  * The engine end to end in-process: runScenario against a real broker in this process, shards in real
  * worker threads (the built worker), so the test can act on the broker mid-run.
  */
-import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runScenario } from '../../../simulator/orchestrator/run.js';
-import type { Reporter } from '../../../simulator/report/reporter.js';
-import type { TimelinePoint } from '../../../simulator/report/run-result.js';
 import { parseScenario } from '../../../simulator/scenario/load.js';
 import { startBroker, type TestBroker } from '../../helpers/broker.js';
 import { requireBuilt } from '../../helpers/cli-process.js';
-
-const workerFile = fileURLToPath(new URL('../../../dist/simulator/shard/worker.js', import.meta.url));
+import { quietReporter, workerFile } from '../../helpers/run-scenario.js';
 
 beforeAll(() => requireBuilt('simulator/shard/worker.js'));
 
@@ -20,11 +16,6 @@ afterEach(async () => {
   await broker?.close();
   broker = undefined;
 });
-
-/** A reporter that only calls back on timeline points (the run's own clock), printing nothing. */
-function watchingReporter(onPoint: (p: TimelinePoint) => void): Reporter {
-  return { start() {}, phase() {}, point: onPoint, event() {}, finish() {} };
-}
 
 describe('runScenario (in-process broker, worker-thread shards)', () => {
   it('binds devices to the pool of source addresses, round-robin', async () => {
@@ -46,7 +37,7 @@ fleets:
     sourceAddresses: [127.0.0.2, 127.0.0.3]
     publish: { topic: "p/{id}", qos: 1, every: 200ms }
 `);
-    const { result } = await runScenario(scenario, { workers: 2, reporter: watchingReporter(() => undefined), reportDir: null, workerFile });
+    const { result } = await runScenario(scenario, { workers: 2, reporter: quietReporter(), reportDir: null, workerFile });
     expect(result.outcome).toBe('completed');
     expect(result.totals.connects).toBe(6);
     const byDevice = [...Array(6).keys()].map((i) => seen.get(`s-${i}`)?.replace(/^::ffff:/, ''));
@@ -74,12 +65,14 @@ consumers:
 `);
     let dropped = false;
     const b = broker;
-    const reporter = watchingReporter((p) => {
-      // Once everyone is connected and messages flow, cut every connection once.
-      if (!dropped && p.connected === 21 && p.publishedPerSec > 0) {
-        dropped = true;
-        b.broker.dropAllConnections();
-      }
+    const reporter = quietReporter({
+      point: (p) => {
+        // Once everyone is connected and messages flow, cut every connection once.
+        if (!dropped && p.connected === 21 && p.publishedPerSec > 0) {
+          dropped = true;
+          b.broker.dropAllConnections();
+        }
+      },
     });
     const { result } = await runScenario(scenario, { workers: 2, reporter, reportDir: null, workerFile });
     expect(dropped).toBe(true);
