@@ -273,6 +273,15 @@ export function verdictLine(result: RunResult): string {
   return `FAIL: ${reasons.length > 0 ? reasons.join(', ') : 'see errors above'}`;
 }
 
+/** The first few errors; under network faults most are expected disconnects, and run.json keeps them all. */
+const SUMMARY_ERRORS = 5;
+
+function errorLines(errors: readonly string[]): string[] {
+  const lines = ['Errors', ...errors.slice(0, SUMMARY_ERRORS).map((e) => `  ${e}`)];
+  if (errors.length > SUMMARY_ERRORS) lines.push(`  … and ${errors.length - SUMMARY_ERRORS} more in run.json (errors)`);
+  return lines;
+}
+
 export function formatSummary(result: RunResult): string {
   const sections: string[][] = [header(result), fleetTable(result), latencyTable(result)];
   const guarantees = guaranteeLines(result);
@@ -281,7 +290,7 @@ export function formatSummary(result: RunResult): string {
   if (protocol !== null) sections.push(protocol);
   const health = [generatorLine(result), brokerLine(result), disconnectsLine(result)].filter((l): l is string => l !== null);
   sections.push(health);
-  if (result.errors.length > 0) sections.push(['Errors', ...result.errors.map((e) => `  ${e}`)]);
+  if (result.errors.length > 0) sections.push(errorLines(result.errors));
   sections.push(assertionLines(result.assertions));
   sections.push([verdictLine(result)]);
   return `${sections.map((s) => s.join('\n')).join('\n\n')}\n`;

@@ -14,6 +14,13 @@ describe('formatSummary (pure printer of run.json)', () => {
     await expect(formatSummary(fixture())).toMatchFileSnapshot('./__snapshots__/summary.txt');
   });
 
+  it('shows the first five errors and says how many more run.json holds', () => {
+    const errors = Array.from({ length: 8 }, (_, i) => `device-${i}: disconnected (error: ECONNRESET)`);
+    const text = formatSummary({ ...fixture(), errors });
+    expect(text).toContain('  device-4: disconnected (error: ECONNRESET)\n  … and 3 more in run.json (errors)\n');
+    expect(text).not.toContain('device-5:');
+  });
+
   it('is plain text: no ANSI escapes, ends with one newline', () => {
     const text = formatSummary(fixture());
     expect(text).not.toMatch(/\u001b\[/);
