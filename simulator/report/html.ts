@@ -91,7 +91,10 @@ function callouts(result: RunResult): string {
     out.push(`<div class="callout warn"><strong>Generator saturated</strong>: latencies may be the generator's, not the broker's. ${esc(reasons)}</div>`);
   }
   if (result.errors.length > 0) {
-    out.push(`<div class="callout bad"><strong>Errors</strong><ul>${result.errors.map((e) => `<li>${esc(e)}</li>`).join('')}</ul></div>`);
+    // Under network faults most errors are expected disconnects: the first ten, and run.json keeps them all.
+    const shown = result.errors.slice(0, 10).map((e) => `<li>${esc(e)}</li>`).join('');
+    const more = result.errors.length > 10 ? `<li>… and ${result.errors.length - 10} more in run.json (errors)</li>` : '';
+    out.push(`<div class="callout bad"><strong>Errors</strong><ul>${shown}${more}</ul></div>`);
   }
   return out.join('\n');
 }
