@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Aedes } from 'aedes';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { PacketParser, encodePacket, type Packet, type PublishPacket, type QoS } from '../../../protocol/index.js';
+import type { Packet, PublishPacket, QoS } from '../../../protocol/index.js';
 import { LeanClient } from '../../../simulator/client/lean-client.js';
 import type { LeanClientHandler, LeanClientOptions } from '../../../simulator/client/types.js';
 import type { BrokerViolationKind, DisconnectCause } from '../../../simulator/metrics/types.js';
@@ -18,6 +18,7 @@ import { createPrng } from '../../../simulator/scenario/prng.js';
 import { startBroker, withTimeout, type TestBroker } from '../../helpers/broker.js';
 import { killAllChildren, spawnChild } from '../../helpers/child-process.js';
 import { findOnPath, mosquittoBrokerPath, probes, requireProgram } from '../../helpers/external.js';
+import { closeAllRawServers, startRawServer, type RawConn, type RawServer } from '../../helpers/raw-mqtt-server.js';
 
 const WAIT_MS = 10_000;
 
@@ -99,80 +100,13 @@ afterEach(() => {
 });
 
 // ------------------------------------------------------------------------------------------------
-// Raw servers speaking our codec, scripted packet by packet.
+// Raw servers speaking our codec, scripted packet by packet (test/helpers/raw-mqtt-server.ts).
 
-interface RawConn {
-  socket: net.Socket;
-  /** Writes every packet in one socket write, so they reach the client in one chunk. */
-  send(...packets: Packet[]): void;
-  next(type: Packet['type']): Promise<Packet>;
+function rawServer(): Promise<RawServer> {
+  return startRawServer(5, { waitMs: WAIT_MS });
 }
 
-interface RawServer {
-  url: string;
-  nextConn(): Promise<RawConn>;
-  close(): Promise<void>;
-}
-
-const rawServers: RawServer[] = [];
-
-async function rawServer(): Promise<RawServer> {
-  const conns: RawConn[] = [];
-  const connWaiters: Array<() => void> = [];
-  const server = net.createServer((socket) => {
-    const parser = new PacketParser({ protocolVersion: 5 });
-    const packets: Packet[] = [];
-    const waiters = new Set<() => void>();
-    socket.on('error', () => {});
-    socket.on('data', (chunk) => {
-      try {
-        packets.push(...parser.push(chunk));
-      } catch {
-        socket.destroy();
-      }
-      for (const w of [...waiters]) w();
-    });
-    let consumed = 0;
-    conns.push({
-      socket,
-      send: (...list) => { if (!socket.destroyed) socket.write(Buffer.concat(list.map((p) => encodePacket(p, 5)))); },
-      next: (type) => {
-        let w = (): void => {};
-        return withTimeout(new Promise<Packet>((resolve) => {
-          w = () => {
-            while (consumed < packets.length) {
-              const p = packets[consumed++]!;
-              if (p.type === type) { resolve(p); return; }
-            }
-          };
-          waiters.add(w);
-          w();
-        }), WAIT_MS, `the raw server never received ${type.toUpperCase()} (got ${packets.map((p) => p.type).join(', ')})`).finally(() => waiters.delete(w));
-      },
-    });
-    for (const w of connWaiters.splice(0)) w();
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  let taken = 0;
-  const raw: RawServer = {
-    url: `mqtt://127.0.0.1:${port}`,
-    nextConn: () => withTimeout(new Promise<RawConn>((resolve) => {
-      const check = (): void => { if (taken < conns.length) resolve(conns[taken++]!); else connWaiters.push(check); };
-      check();
-    }), WAIT_MS, 'no connection reached the raw server'),
-    close: () => new Promise<void>((resolve) => {
-      for (const c of conns) c.socket.destroy();
-      server.close(() => resolve());
-    }),
-  };
-  rawServers.push(raw);
-  return raw;
-}
-
-afterEach(async () => {
-  await Promise.all(rawServers.splice(0).map((s) => s.close()));
-});
+afterEach(closeAllRawServers);
 
 /** A connected device and the raw server's side of its connection. */
 async function connectRaw(options: Partial<LeanClientOptions> = {}): Promise<{ d: Device; c: RawConn; raw: RawServer }> {

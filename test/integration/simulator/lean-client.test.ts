@@ -8,7 +8,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { PacketParser, encodePacket, type Packet, type QoS } from '../../../protocol/index.js';
+import type { Packet, QoS } from '../../../protocol/index.js';
 import { LeanClient } from '../../../simulator/client/lean-client.js';
 import type { LeanClientHandler, LeanClientOptions } from '../../../simulator/client/types.js';
 import type { DisconnectCause } from '../../../simulator/metrics/types.js';
@@ -17,6 +17,7 @@ import { createTestPki, type TestPki } from '../../helpers/certificates.js';
 import { killAllChildren, spawnChild } from '../../helpers/child-process.js';
 import { findOnPath, mosquittoBrokerPath, probes, requireProgram } from '../../helpers/external.js';
 import { createPrng } from '../../../simulator/scenario/prng.js';
+import { closeAllRawServers, startRawServer, type RawConn, type RawServer } from '../../helpers/raw-mqtt-server.js';
 
 const WAIT_MS = 10_000;
 
@@ -128,91 +129,13 @@ afterEach(async () => {
 });
 
 // ------------------------------------------------------------------------------------------------
-// Raw servers: a net server whose connections are scripted packet by packet.
+// Raw servers: a net server whose connections are scripted packet by packet (test/helpers/raw-mqtt-server.ts).
 
-interface RawConn {
-  socket: net.Socket;
-  packets: Packet[];
-  send(p: Packet): void;
-  next(type: Packet['type']): Promise<Packet>;
+function rawServer(version: 4 | 5, onConn?: (c: RawConn) => void): Promise<RawServer> {
+  return startRawServer(version, onConn === undefined ? { waitMs: WAIT_MS } : { waitMs: WAIT_MS, onConn });
 }
 
-interface RawServer {
-  url: string;
-  port: number;
-  conns: RawConn[];
-  remoteAddresses: string[];
-  nextConn(): Promise<RawConn>;
-  close(): Promise<void>;
-}
-
-const rawServers: RawServer[] = [];
-
-async function rawServer(version: 4 | 5, onConn: (c: RawConn) => void = () => {}): Promise<RawServer> {
-  const conns: RawConn[] = [];
-  const remoteAddresses: string[] = [];
-  const connWaiters: Array<() => void> = [];
-  const server = net.createServer((socket) => {
-    remoteAddresses.push(socket.remoteAddress ?? '');
-    const parser = new PacketParser({ protocolVersion: version });
-    const packets: Packet[] = [];
-    const waiters = new Set<() => void>();
-    socket.on('error', () => {});
-    socket.on('data', (chunk) => {
-      try {
-        packets.push(...parser.push(chunk));
-      } catch {
-        socket.destroy();
-      }
-      for (const w of [...waiters]) w();
-    });
-    let consumed = 0;
-    const conn: RawConn = {
-      socket,
-      packets,
-      send: (p) => { if (!socket.destroyed) socket.write(encodePacket(p, version)); },
-      next: (type) => {
-        let w = (): void => {};
-        return withTimeout(new Promise<Packet>((resolve) => {
-          w = () => {
-            while (consumed < packets.length) {
-              const p = packets[consumed++]!;
-              if (p.type === type) { resolve(p); return; }
-            }
-          };
-          waiters.add(w);
-          w();
-        }), WAIT_MS, `the raw server never received ${type.toUpperCase()} (got ${packets.map((p) => p.type).join(', ')})`).finally(() => waiters.delete(w));
-      },
-    };
-    conns.push(conn);
-    onConn(conn);
-    for (const w of connWaiters.splice(0)) w();
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  let taken = 0;
-  const raw: RawServer = {
-    url: `mqtt://127.0.0.1:${port}`,
-    port,
-    conns,
-    remoteAddresses,
-    nextConn: () => withTimeout(new Promise<RawConn>((resolve) => {
-      const check = (): void => { if (taken < conns.length) resolve(conns[taken++]!); else connWaiters.push(check); };
-      check();
-    }), WAIT_MS, 'no connection reached the raw server'),
-    close: () => new Promise<void>((resolve) => {
-      for (const c of conns) c.socket.destroy();
-      server.close(() => resolve());
-    }),
-  };
-  rawServers.push(raw);
-  return raw;
-}
-
-afterEach(async () => {
-  await Promise.all(rawServers.splice(0).map((s) => s.close()));
-});
+afterEach(closeAllRawServers);
 
 /** A port nothing listens on: bound, noted, closed. */
 async function closedPort(): Promise<number> {
