@@ -1,6 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { brokerCommand } from './broker.js';
 import { compareCommand } from './compare.js';
+import { mergeCommand } from './merge.js';
 import { passwdCommand } from './passwd.js';
 import { profilesCommand } from './profiles.js';
 import { proxyCommand } from './proxy.js';
@@ -10,6 +11,6 @@ import { validateCommand } from './validate.js';
 
 /**
  * Every registered command. Only commands that work are listed here; later issues add
- * `report`, `compare`, `merge`, `capacity` and `proxy`.
+ * `capacity`.
  */
-export const commands: CommandModule<object, any>[] = [runCommand, validateCommand, brokerCommand, passwdCommand, profilesCommand, proxyCommand, reportCommand, compareCommand];
+export const commands: CommandModule<object, any>[] = [runCommand, validateCommand, brokerCommand, passwdCommand, profilesCommand, proxyCommand, reportCommand, compareCommand, mergeCommand];

@@ -27,6 +27,18 @@ export interface RunArgs {
   /** --no-dashboard sets it false. */
   dashboard?: boolean;
   json?: boolean;
+  shard?: string;
+}
+
+/** `--shard i/n` → { index: i, count: n } (1 <= i <= n), or a UserError (exit 2). */
+export function parseShardFlag(value: string): { index: number; count: number } {
+  const m = /^\s*(\d+)\s*\/\s*(\d+)\s*$/.exec(value);
+  if (m === null) throw new UserError(`--shard: expected INDEX/COUNT such as 2/4 (run the 2nd of 4 slices), got "${value}"`, ExitCode.BadUsage);
+  const index = Number(m[1]);
+  const count = Number(m[2]);
+  if (count < 1) throw new UserError(`--shard ${value}: the number of slices must be at least 1`, ExitCode.BadUsage);
+  if (index < 1 || index > count) throw new UserError(`--shard ${value}: the slice index must be from 1 to ${count} (slices are numbered from 1)`, ExitCode.BadUsage);
+  return { index, count };
 }
 
 export function runCommandBuilder(yargs: Argv): Argv<RunArgs> {
@@ -42,6 +54,7 @@ export function runCommandBuilder(yargs: Argv): Argv<RunArgs> {
     .option('progress-interval', { type: 'number', default: 5, describe: 'Seconds between progress lines' })
     .option('dashboard', { type: 'boolean', default: true, describe: 'Live terminal dashboard when stdout is a terminal and CI is unset (--no-dashboard: plain progress lines)' })
     .option('json', { type: 'boolean', default: false, describe: 'NDJSON on stdout: one {"type": ...} object per phase, timeline point and event, then the result; the summary goes to stderr' })
+    .option('shard', { type: 'string', describe: 'Run one slice INDEX/COUNT of the devices (1-based, e.g. 2/4): those whose device number d has d % COUNT == INDEX-1; needs --target; combine the slices with mqtt-sim merge' })
     .example('$0 run scenarios/pipeline.yaml', 'the flagship pipeline against the embedded broker')
     .example('$0 run scenarios/smoke.yaml --target mqtt://127.0.0.1:1883', 'the smoke scenario against a broker you run')
     .example('$0 run scenarios/smoke.yaml --workers 1 --seed 7 --report-dir out/', 'one worker, a fixed seed, run.json in out/') as Argv<RunArgs>;
@@ -58,6 +71,7 @@ export async function runCommandHandler(args: RunArgs & Partial<CommandContext>)
   const workers = positiveInteger('workers', args.workers) ?? availableParallelism();
   if (args.seed !== undefined && !Number.isSafeInteger(args.seed)) throw new UserError(`--seed: expected a whole number, got ${String(args.seed)}`, ExitCode.BadUsage);
   if (!(args['progress-interval'] > 0)) throw new UserError(`--progress-interval: expected a number of seconds above 0, got ${String(args['progress-interval'])}`, ExitCode.BadUsage);
+  const slice = args.shard === undefined ? undefined : parseShardFlag(String(args.shard));
   let scenario;
   try {
     const overrides: { seed?: number; targetUrls?: string[] } = {};
@@ -67,6 +81,9 @@ export async function runCommandHandler(args: RunArgs & Partial<CommandContext>)
   } catch (err) {
     if (err instanceof ScenarioError) throw new UserError(`${args.scenario} is not a valid scenario:\n${err.message}`, ExitCode.BadUsage);
     throw err;
+  }
+  if (slice !== undefined && scenario.target === null) {
+    throw new UserError(`--shard ${slice.index}/${slice.count} needs a target: pass --target URL (or set target in the scenario). Every slice must run against the same broker; without a target each slice would start its own embedded broker.`, ExitCode.BadUsage);
   }
 
   const controller = new AbortController();
@@ -102,6 +119,7 @@ export async function runCommandHandler(args: RunArgs & Partial<CommandContext>)
       signal: controller.signal,
       brokerPersistence: args.persistence,
     };
+    if (slice !== undefined) options.slice = slice;
     if (args.report === false) options.reportDir = null;
     else if (args['report-dir'] !== undefined) options.reportDir = args['report-dir'];
     const { result } = await runScenario(scenario, options);

@@ -86,31 +86,71 @@ export function fleetLayout(scenario: Scenario): { fleetDeviceOffsets: number[];
   return { fleetDeviceOffsets, streamRanges, totalDevices: device, totalStreams: stream };
 }
 
-/** Devices go to shards round-robin over the global device number, so every shard carries a mix of every fleet. */
-export function planDevices(scenario: Scenario, shardCount: number): DevicePlan {
+/**
+ * One deterministic part of a distributed run (`mqtt-sim run --shard index/count`): the devices whose
+ * global device number d satisfies d % count == index - 1 (index is 1-based).
+ */
+export interface RunSlice {
+  index: number;
+  count: number;
+}
+
+/** Whether global device number `device` belongs to the slice (every device does without one). */
+export function inSlice(device: number, slice: RunSlice | undefined): boolean {
+  return slice === undefined || device % slice.count === slice.index - 1;
+}
+
+/** Devices, and consumers among them, that the slice runs (all of them without a slice). */
+export function sliceDeviceCounts(scenario: Scenario, slice: RunSlice | undefined): { devices: number; consumers: number } {
+  let devices = 0;
+  let consumers = 0;
+  let device = 0;
+  for (const fleet of scenario.fleets) {
+    for (let index = 0; index < fleet.count; index++, device++) {
+      if (!inSlice(device, slice)) continue;
+      devices++;
+      if (fleet.model === 'consumer') consumers++;
+    }
+  }
+  return { devices, consumers };
+}
+
+/**
+ * Devices go to shards round-robin over the global device number, so every shard carries a mix of every
+ * fleet. With a slice, only its devices are planned (round-robin over their position in the slice, so the
+ * shards stay balanced); stream ids and device numbers stay global, so the slices' ledgers merge.
+ */
+export function planDevices(scenario: Scenario, shardCount: number, slice?: RunSlice): DevicePlan {
   if (scenario.target === null) throw new Error('planDevices needs a resolved target (start the embedded broker first)');
   const shards: DeviceAssignment[][] = Array.from({ length: shardCount }, () => []);
   const layout = fleetLayout(scenario);
   let device = 0;
   let stream = 0;
   let urlCursor = 0;
+  let position = 0;
   scenario.fleets.forEach((fleet, f) => {
     const perDevice = streamsPerDevice(fleet);
     const urls = fleet.targetUrls && fleet.targetUrls.length > 0 ? fleet.targetUrls : scenario.target!.urls;
     for (let index = 0; index < fleet.count; index++) {
+      const url = urls[urlCursor++ % urls.length]!;
+      if (!inSlice(device, slice)) {
+        device++;
+        stream += perDevice;
+        continue;
+      }
       const assignment: DeviceAssignment = {
         fleet: f,
         index,
         device,
         clientId: clientIdOf(scenario, fleet, index),
-        url: urls[urlCursor++ % urls.length]!,
+        url,
         streamBase: stream,
         streamCount: perDevice,
         connectAtMs: connectOffsetMs(scenario, fleet, index),
         stopAtMs: stopOffsetMs(scenario, fleet, index),
       };
       if (fleet.localAddresses.length > 0) assignment.localAddress = fleet.localAddresses[index % fleet.localAddresses.length]!;
-      shards[device % shardCount]!.push(assignment);
+      shards[position++ % shardCount]!.push(assignment);
       device++;
       stream += perDevice;
     }

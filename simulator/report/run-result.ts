@@ -5,6 +5,7 @@
 import type { ChaosAction, Scenario } from '../scenario/types.js';
 import type { BrokerViolationExample, BrokerViolationKind, DisconnectCause, FleetCounters } from '../metrics/types.js';
 import type { CheckerResult } from '../verify/checker.js';
+import type { SerializedLedgers } from '../verify/ledger.js';
 
 export const runResultSchemaVersion = 1;
 
@@ -127,4 +128,10 @@ export interface RunResult {
   verdict: 'pass' | 'fail';
   errors: string[];
   disconnectCauses: Record<DisconnectCause, number>;
+  /** The slice this run.json covers (`mqtt-sim run --shard index/count`, index 1-based); absent for a whole run. */
+  shard?: { index: number; count: number };
+  /** The slice's raw merged ledgers, written only with `shard`, so `mqtt-sim merge` can check deliveries across slices. */
+  ledgers?: SerializedLedgers;
+  /** Remarks on how to read the result (e.g. a merged run: latency across machines needs synchronized clocks). */
+  notes?: string[];
 }

@@ -291,6 +291,7 @@ export function formatSummary(result: RunResult): string {
   const health = [generatorLine(result), brokerLine(result), disconnectsLine(result)].filter((l): l is string => l !== null);
   sections.push(health);
   if (result.errors.length > 0) sections.push(errorLines(result.errors));
+  if (result.notes !== undefined && result.notes.length > 0) sections.push(['Notes', ...result.notes.map((n) => `  ${n}`)]);
   sections.push(assertionLines(result.assertions));
   sections.push([verdictLine(result)]);
   return `${sections.map((s) => s.join('\n')).join('\n\n')}\n`;
