@@ -76,6 +76,11 @@ export class Device {
   /** Consumers during prepare: called once when connected and subscribed, or with the reason it failed. */
   onReady: ((error?: string) => void) | null = null;
   hasSubscriptions = false;
+  /**
+   * Until this time (preciseNowMs) a disconnect or failed connect is one the device's network profile
+   * injected: counted like any other, but not reported as an error.
+   */
+  faultUntilMs = 0;
 
   constructor(
     readonly assignment: DeviceAssignment,

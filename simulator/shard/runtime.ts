@@ -486,7 +486,8 @@ export class ShardRuntime implements PublicationHost {
       c.connectAttempts++;
       c.connectFailures++;
     }
-    if (cause !== 'normal' && !this.cutting) this.recordError(`${d.assignment.clientId}: ${wasConnected ? 'disconnected' : 'connect failed'} (${cause}${detail ? `: ${detail}` : ''})`);
+    const injected = preciseNowMs() <= d.faultUntilMs;
+    if (cause !== 'normal' && !this.cutting && !injected) this.recordError(`${d.assignment.clientId}: ${wasConnected ? 'disconnected' : 'connect failed'} (${cause}${detail ? `: ${detail}` : ''})`);
     if (!d.everConnected && d.onReady && cause !== 'normal') {
       // A consumer that cannot connect during prepare fails readiness at once rather than at the deadline.
       d.onReady(`${d.assignment.clientId}: ${cause}${detail ? ` (${detail})` : ''}`);
@@ -599,10 +600,27 @@ function deviceNetworkStream(d: Device, seed: number, profile: NonNullable<Devic
       }
       return openTransport(url, plain);
     },
-    { clock: clientTimers, onEvent: (event) => countLinkEvent(counters, event) },
+    {
+      clock: clientTimers,
+      onEvent: (event) => {
+        countLinkEvent(counters, event);
+        // What follows a failure is expected: the cut itself, refused connects during the downtime, a
+        // slow close, and for a half-open link the keepalive timeout (1.5 × keepalive) that notices it.
+        // (Event times are relative to the link's origin; the current time is what the comparison needs.)
+        const now = preciseNowMs();
+        if (event.type === 'failure') {
+          d.faultUntilMs = Math.max(d.faultUntilMs, now + event.downtimeMs + 1500 * d.fleet.keepaliveSec + FAULT_GRACE_MS);
+        } else if (event.type === 'cut' || event.type === 'refused') {
+          d.faultUntilMs = Math.max(d.faultUntilMs, now + FAULT_GRACE_MS);
+        }
+      },
+    },
   );
   return createStream;
 }
+
+/** Slack after an injected failure's downtime (and keepalive detection) within which a disconnect is still attributed to it. */
+const FAULT_GRACE_MS = 5000;
 
 /** The one handler object every client of every shard shares; the device is the context. */
 const handler: LeanClientHandler<Device> = {

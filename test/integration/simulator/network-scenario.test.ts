@@ -61,5 +61,7 @@ consumers:
     expect(sensors.faults!.disconnects).toBe(sensors.faults!.resets + sensors.faults!.halfOpen + sensors.faults!.slowCloses);
     // The consumer is on the plain socket: no faults counted for it.
     expect(result.fleets['historian']!.faults!.disconnects).toBe(0);
+    // Disconnects the profile injected are counted, not reported as errors of the run.
+    expect(result.errors.filter((e) => / (disconnected|connect failed) \(/.test(e))).toEqual([]);
   }, 60_000);
 });
