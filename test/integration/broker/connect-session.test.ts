@@ -15,6 +15,7 @@ import {
   closeAllClients, collect, connectClient, startBroker, withTimeout, type Received, type TestBroker,
 } from '../../helpers/broker.js';
 import { closeAllRawClients, connectPacket, RawClient } from '../../helpers/raw-packet-client.js';
+import { waitUntil } from '../../helpers/wait.js';
 
 let tb: TestBroker | undefined;
 const ownClients = new Set<MqttClient>();
@@ -89,15 +90,6 @@ function detached(t: TestBroker, clientId: string, ms = 5000): Promise<void> {
     ms,
     `the broker never saw ${clientId} disconnect`,
   );
-}
-
-/** Bounded poll of broker state (for changes that emit no event, such as session expiry). */
-async function waitUntil(condition: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 /** A subscriber on `filter` at QoS 2. */

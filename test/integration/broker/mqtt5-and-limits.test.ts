@@ -11,6 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { PublishPacket, QoS } from '../../../protocol/packets.js';
 import { closeAllClients, collect, connectClient, startBroker, withTimeout, type TestBroker } from '../../helpers/broker.js';
 import { closeAllRawClients, connectRaw, type RawClient } from '../../helpers/raw-client.js';
+import { waitUntil } from '../../helpers/wait.js';
 
 let tb: TestBroker | undefined;
 afterEach(async () => {
@@ -59,15 +60,6 @@ async function disconnectRaw(t: TestBroker, client: RawClient, clientId: string)
   client.send({ type: 'disconnect' });
   client.socket.end();
   await gone;
-}
-
-/** A bounded poll for state no event announces (a deadline passing inside the broker). */
-async function pollUntil(condition: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
 
 const text = (p: { payload: Buffer }): string => p.payload.toString();
@@ -182,7 +174,7 @@ describe('MQTT 5 message expiry', () => {
     const session = t.broker.core.sessions.get('expiry-offline')!;
     expect(session.pendingCount).toBe(2);
     const expiresAt = session.peekPending()!.message.expiresAt!;
-    await pollUntil(() => t.broker.core.now() >= expiresAt, 3000, 'the queued message never reached its expiry time');
+    await waitUntil(() => t.broker.core.now() >= expiresAt, 3000, 'the queued message never reached its expiry time');
 
     const second = await connectRaw(t.port, persistent);
     expect(second.connack.sessionPresent).toBe(true);

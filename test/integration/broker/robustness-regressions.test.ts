@@ -10,6 +10,7 @@ import type { ConnectPacket, Packet } from '../../../protocol/packets.js';
 import { PacketParser } from '../../../protocol/parser.js';
 import { startBroker, type TestBroker } from '../../helpers/broker.js';
 import { ByteClient, closeAllByteClients } from '../../helpers/byte-client.js';
+import { waitUntil } from '../../helpers/wait.js';
 
 let tb: TestBroker | undefined;
 
@@ -38,14 +39,6 @@ async function client5(port: number, clientId: string, sessionExpiry: number, cl
   const connack = await next();
   expect(connack).toMatchObject({ type: 'connack', reasonCode: 0 });
   return { c, next };
-}
-
-async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 const publish = (topic: string, payload: string, packetId: number, retain = false): Buffer =>
@@ -87,7 +80,7 @@ describe('robustness campaign regressions', () => {
     // X leaves with both unacknowledged; no other member yet, so they stay in its (persistent) session.
     x.c.destroy();
     const core = tb.broker.core;
-    await until(() => core.sessions.get('X')?.connection === null, 3000, 'X to be detached');
+    await waitUntil(() => core.sessions.get('X')?.connection === null, 3000, 'X to be detached');
     const y = await client5(tb.port, 'Y', 600);
     y.c.send(subscribe('$share/g/t'));
     expect(await y.next()).toMatchObject({ type: 'suback', reasonCodes: [1] });
@@ -120,7 +113,7 @@ describe('robustness campaign regressions', () => {
     const c = await client5(tb.port, 'C', 600);
     c.c.send(subscribe('$share/g/t'));
     expect(await c.next()).toMatchObject({ type: 'suback' });
-    await until(() => tb!.broker.core.sessions.get('A')?.inflight.size === 0, 3000, "A's acknowledgement");
+    await waitUntil(() => tb!.broker.core.sessions.get('A')?.inflight.size === 0, 3000, "A's acknowledgement");
     // B (not persistent) leaves: its delivery goes to C, which is persistent and must store it afresh.
     b.c.destroy();
     const handed = await c.next();
@@ -150,7 +143,7 @@ describe('robustness campaign regressions', () => {
     expect(handed).toMatchObject({ type: 'publish', qos: 1 });
     // C completes the handed-over delivery: the copy stored for it is released.
     c.c.send(encodePacket({ type: 'puback', packetId: (handed as { packetId: number }).packetId }, 5));
-    await until(() => tb!.broker.core.sessions.get('C')?.inflight.size === 0, 3000, "C's acknowledgement");
+    await waitUntil(() => tb!.broker.core.sessions.get('C')?.inflight.size === 0, 3000, "C's acknowledgement");
     // A new persistent subscriber still gets the retained message from its own stored copy.
     const d = await client5(tb.port, 'D', 600);
     d.c.send(subscribe('r'));

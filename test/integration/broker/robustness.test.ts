@@ -25,6 +25,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCampaign, type CampaignResult } from '../../../bench/robustness/campaign.js';
 import { clearRetained, endSessions } from '../../../bench/robustness/client.js';
 import { closeAllClients, collect, connectClient, startBroker, type TestBroker } from '../../helpers/broker.js';
+import { waitUntil } from '../../helpers/wait.js';
 
 const SEED = Number(process.env.ROBUSTNESS_SEED ?? 0x5eed2025);
 const HALF = 50_000;
@@ -54,14 +55,6 @@ afterAll(async () => {
   await tb?.close();
 });
 
-async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 async function heapAfterGc(): Promise<number> {
   for (let i = 0; i < 4; i++) {
     gc();
@@ -79,7 +72,7 @@ function summary(r: CampaignResult): string {
 /** Waits for the broker to drop every connection, checks what is left, empties it; returns the heap. */
 async function settleAndEmpty(): Promise<number> {
   const core = tb.broker.core;
-  await waitFor(() => core.connections.size === 0, 30_000, `the broker to drop every connection (${core.connections.size} left)`);
+  await waitUntil(() => core.connections.size === 0, 30_000, `the broker to drop every connection (${core.connections.size} left)`);
   const sessions = [...core.sessions.values()];
   for (const s of sessions) {
     expect(s.connection, `session ${JSON.stringify(s.clientId)} still has a connection`).toBeNull();
@@ -90,9 +83,9 @@ async function settleAndEmpty(): Promise<number> {
   expect(tb.broker.metrics.clientsConnected).toBe(0);
 
   await endSessions(tb.port, sessions.map((s) => s.clientId));
-  await waitFor(() => core.sessions.size === 0 && core.connections.size === 0, 30_000, `the sessions to end (${core.sessions.size} left)`);
+  await waitUntil(() => core.sessions.size === 0 && core.connections.size === 0, 30_000, `the sessions to end (${core.sessions.size} left)`);
   await clearRetained(tb.port, [...core.retained.keys()]);
-  await waitFor(() => core.retained.size === 0 && core.sessions.size === 0 && core.connections.size === 0, 30_000, `the retained messages to clear (${core.retained.size} left)`);
+  await waitUntil(() => core.retained.size === 0 && core.sessions.size === 0 && core.connections.size === 0, 30_000, `the retained messages to clear (${core.retained.size} left)`);
   expect(core.trie.size).toBe(0);
   expect(tb.broker.metrics.clientsConnected).toBe(0);
   return heapAfterGc();

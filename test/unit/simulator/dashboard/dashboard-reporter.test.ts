@@ -8,6 +8,7 @@ import { stripVTControlCharacters } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createDashboardReporter, type DashboardReporter } from '../../../../simulator/dashboard/dashboard-reporter.js';
 import { formatSummary } from '../../../../simulator/report/summary.js';
+import { waitUntil } from '../../../helpers/wait.js';
 import { countersAt, fixture, startInfo, t0 } from './fixture-run.js';
 
 class FakeTerminal extends EventEmitter {
@@ -75,8 +76,9 @@ function setup(onInterrupt: () => void = () => undefined) {
   return { stdout, stdin, reporter, advance: (ms: number) => (now += ms), text: () => stripVTControlCharacters(stdout.output) };
 }
 
-/** Lets React commit and ink's throttled writer flush. */
-const settle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 30));
+/** React commits and ink writes on their own schedule: wait (bounded) until the frame shows `what`. */
+const drawn = (text: () => string, what: string | RegExp): Promise<void> =>
+  waitUntil(() => (typeof what === 'string' ? text().includes(what) : what.test(text())), 5_000, `the dashboard to draw ${what}`);
 
 describe('dashboard reporter', () => {
   it('draws the live area from the reporter calls', async () => {
@@ -86,19 +88,17 @@ describe('dashboard reporter', () => {
     advance(12_400);
     reporter.phase('steady', 12_000);
     reporter.point(result.timeline[2]!, countersAt(result, 12_000));
-    await settle();
-    expect(text()).toContain('mqtt-sim run pipeline-small  steady  elapsed 12s of 1m 00s');
-    expect(text()).toMatch(/pressure-sensors +200\/200 +3,412/);
+    await drawn(text, 'mqtt-sim run pipeline-small  steady  elapsed 12s of 1m 00s');
+    await drawn(text, /pressure-sensors +200\/200 +3,412/);
   });
 
   it('passes Ctrl-C to onInterrupt instead of exiting, in raw mode', async () => {
     let interrupts = 0;
     const { reporter, stdin } = setup(() => interrupts++);
     reporter.start(startInfo(fixture()));
-    await settle();
-    expect(stdin.rawMode).toBe(true);
+    await waitUntil(() => stdin.rawMode, 5_000, 'the dashboard to put stdin in raw mode');
     stdin.press('\u0003');
-    await settle();
+    await waitUntil(() => interrupts > 0, 5_000, 'Ctrl-C to reach onInterrupt');
     expect(interrupts).toBe(1);
     reporter.interrupted();
     reporter.close();
@@ -106,10 +106,10 @@ describe('dashboard reporter', () => {
   });
 
   it('at finish leaves the final frame, prints the summary after it and releases the terminal', async () => {
-    const { reporter, stdin, stdout, advance } = setup();
+    const { reporter, stdin, stdout, advance, text } = setup();
     const result = fixture();
     reporter.start(startInfo(result));
-    await settle();
+    await drawn(text, 'mqtt-sim run pipeline-small');
     advance(65_400);
     reporter.finish(result, 'reports/pipeline-small');
     const out = stripVTControlCharacters(stdout.output);
@@ -121,7 +121,8 @@ describe('dashboard reporter', () => {
     // Nothing is drawn after the end.
     const length = stdout.output.length;
     reporter.event({ atMs: 70_000, level: 'info', message: 'late' });
-    await settle();
+    // An absence has no event to wait on: give React and ink's throttle several turns to misbehave.
+    for (let i = 0; i < 5; i++) await new Promise((resolve) => setTimeout(resolve, 20));
     expect(stdout.output.length).toBe(length);
   });
 });
