@@ -28,6 +28,7 @@ export interface RunArgs {
   dashboard?: boolean;
   json?: boolean;
   shard?: string;
+  'broker-pid'?: number;
 }
 
 /** `--shard i/n` → { index: i, count: n } (1 <= i <= n), or a UserError (exit 2). */
@@ -55,6 +56,7 @@ export function runCommandBuilder(yargs: Argv): Argv<RunArgs> {
     .option('dashboard', { type: 'boolean', default: true, describe: 'Live terminal dashboard when stdout is a terminal and CI is unset (--no-dashboard: plain progress lines)' })
     .option('json', { type: 'boolean', default: false, describe: 'NDJSON on stdout: one {"type": ...} object per phase, timeline point and event, then the result; the summary goes to stderr' })
     .option('shard', { type: 'string', describe: 'Run one slice INDEX/COUNT of the devices (1-based, e.g. 2/4): those whose device number d has d % COUNT == INDEX-1; needs --target; combine the slices with mqtt-sim merge' })
+    .option('broker-pid', { type: 'number', describe: 'Pid of the local broker process a --target run tests: its CPU and RSS go into the timeline and reports, as the embedded broker\'s do' })
     .example('$0 run scenarios/pipeline.yaml', 'the flagship pipeline against the embedded broker')
     .example('$0 run scenarios/smoke.yaml --target mqtt://127.0.0.1:1883', 'the smoke scenario against a broker you run')
     .example('$0 run scenarios/smoke.yaml --workers 1 --seed 7 --report-dir out/', 'one worker, a fixed seed, run.json in out/') as Argv<RunArgs>;
@@ -120,6 +122,8 @@ export async function runCommandHandler(args: RunArgs & Partial<CommandContext>)
       brokerPersistence: args.persistence,
     };
     if (slice !== undefined) options.slice = slice;
+    const brokerPid = positiveInteger('broker-pid', args['broker-pid']);
+    if (brokerPid !== undefined) options.brokerPid = brokerPid;
     if (args.report === false) options.reportDir = null;
     else if (args['report-dir'] !== undefined) options.reportDir = args['report-dir'];
     const { result } = await runScenario(scenario, options);

@@ -4,12 +4,15 @@
  * chaos and measured on its own). Its CPU and RSS are sampled from /proc so the report can tell the
  * broker's cost from the generator's.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { fileLimit, spareFileDescriptors } from './environment.js';
+import { clockTicks, parseStatCpuTicks, parseStatusKb, readProc } from '../metrics/process-usage.js';
+
+export { parseStatCpuTicks, parseStatusKb };
 
 export interface EmbeddedBrokerOptions {
   persistence: 'sqlite' | 'memory';
@@ -118,47 +121,6 @@ export function brokerArgs(defaults: Array<[string, string]>, extraArgs: readonl
 }
 
 // ---------------------------------------------------------------- /proc sampling
-
-/** utime + stime (fields 14 and 15) of a /proc/<pid>/stat text, in clock ticks; null if malformed. */
-export function parseStatCpuTicks(statText: string): number | null {
-  // The command name (field 2) is in parentheses and may itself contain spaces and parentheses.
-  const end = statText.lastIndexOf(')');
-  if (end < 0) return null;
-  const fields = statText.slice(end + 1).trim().split(/\s+/);
-  // fields[0] is field 3 (state), so field n is fields[n - 3].
-  const utime = Number(fields[11]);
-  const stime = Number(fields[12]);
-  return Number.isFinite(utime) && Number.isFinite(stime) ? utime + stime : null;
-}
-
-/** A `VmRSS:` / `VmHWM:` line of a /proc/<pid>/status text, in bytes; null if absent. */
-export function parseStatusKb(statusText: string, field: 'VmRSS' | 'VmHWM'): number | null {
-  const match = new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, 'm').exec(statusText);
-  return match === null ? null : Number(match[1]) * 1024;
-}
-
-let clockTicksPerSecond: number | undefined;
-/** sysconf(_SC_CLK_TCK): 100 on every mainstream Linux; read once, 100 if getconf is missing. */
-function clockTicks(): number {
-  if (clockTicksPerSecond === undefined) {
-    try {
-      const value = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8', timeout: 2000, stdio: ['ignore', 'pipe', 'ignore'] }).trim());
-      clockTicksPerSecond = Number.isInteger(value) && value > 0 ? value : 100;
-    } catch {
-      clockTicksPerSecond = 100;
-    }
-  }
-  return clockTicksPerSecond;
-}
-
-function readProc(pid: number, file: 'stat' | 'status'): string | null {
-  if (process.platform !== 'linux') return null;
-  try {
-    return readFileSync(`/proc/${pid}/${file}`, 'utf8');
-  } catch {
-    return null;
-  }
-}
 
 // ---------------------------------------------------------------- the process
 

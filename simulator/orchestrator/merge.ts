@@ -103,6 +103,10 @@ export function mergeTimelines(timelines: ReadonlyArray<readonly TimelinePoint[]
         cpu: Math.max(into.generator.cpu, p.generator.cpu),
         saturated: into.generator.saturated || p.generator.saturated,
       };
+      // Slices are separate simulator processes: their CPU and memory add up.
+      if (p.simulator !== undefined) {
+        into.simulator = into.simulator === undefined ? { ...p.simulator } : { cpu: round3(into.simulator.cpu + p.simulator.cpu), rssBytes: into.simulator.rssBytes + p.simulator.rssBytes };
+      }
       if (p.broker !== undefined) {
         into.broker = into.broker === undefined ? { ...p.broker } : { cpu: Math.max(into.broker.cpu, p.broker.cpu), rssBytes: Math.max(into.broker.rssBytes, p.broker.rssBytes) };
       }

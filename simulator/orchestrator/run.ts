@@ -27,6 +27,7 @@ import { captureEnvironment, checkFileLimit } from './environment.js';
 import { judgeRun } from './judge.js';
 import { planDevices, sliceDeviceCounts, type RunSlice } from './plan.js';
 import { expectedPublishRates } from '../scenario/rates.js';
+import { PidUsageSampler, SelfUsageSampler } from '../metrics/process-usage.js';
 
 export interface RunOptions {
   workers: number;
@@ -45,6 +46,8 @@ export interface RunOptions {
    * global device number d has d % count == index - 1. Needs a target: slices share one broker.
    */
   slice?: RunSlice;
+  /** A local broker process (not embedded) whose CPU and RSS go into the timeline, as the embedded broker's do. */
+  brokerPid?: number;
 }
 
 /** Checks a slice: whole numbers, 1 <= index <= count. */
@@ -178,6 +181,9 @@ export async function runScenario(input: Scenario, options: RunOptions): Promise
   const own = sliceDeviceCounts(scenario, slice);
   const totalDevices = own.devices;
 
+  if (options.brokerPid !== undefined && process.platform === 'linux' && !new PidUsageSampler(options.brokerPid).exists()) {
+    throw new RunSetupError(`--broker-pid ${options.brokerPid}: no such process on this machine. Give the pid of the broker process the run targets (e.g. pgrep mosquitto), or leave it out.`);
+  }
   const limit = checkFileLimit(totalDevices);
   if (!limit.ok) throw new RunSetupError(limit.message ?? 'not enough file descriptors for this many devices');
 
@@ -285,13 +291,17 @@ export async function runScenario(input: Scenario, options: RunOptions): Promise
 
   let ticker: NodeJS.Timeout | null = null;
   let lastPhase = '';
+  const selfUsage = new SelfUsageSampler();
+  const pidUsage = broker === null && options.brokerPid !== undefined ? new PidUsageSampler(options.brokerPid) : null;
+  const brokerSample = (): { cpu: number; rssBytes: number } | undefined => (broker !== null ? broker.sample() : (pidUsage?.sample() ?? undefined));
   const tick = (atMs = nowAt()): void => {
     const phase = phaseAt(scenario, atMs);
     if (phase !== lastPhase) {
       lastPhase = phase;
       reporter.phase(phase, Math.max(0, atMs));
     }
-    const point = aggregator.point(Math.max(0, atMs), phase, broker?.sample());
+    const point = aggregator.point(Math.max(0, atMs), phase, brokerSample());
+    point.simulator = selfUsage.sample();
     reporter.point(point, aggregator.latestCounters());
   };
 

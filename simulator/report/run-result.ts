@@ -34,7 +34,10 @@ export interface TimelinePoint {
   e2eP99Ms: number | null;
   fleets: Record<string, { connected: number; publishedPerSec: number; deliveredPerSec: number; reconnects: number; e2eP50Ms: number | null; e2eP99Ms: number | null }>;
   generator: { loopDelayP99Ms: number; scheduleSlipP99Ms: number; cpu: number; saturated: boolean };
+  /** The broker process when it is local: embedded, or given by --broker-pid. cpu in cores. */
   broker?: { cpu: number; rssBytes: number };
+  /** This simulator process (every worker thread): cpu in cores, resident memory. Absent in older files. */
+  simulator?: { cpu: number; rssBytes: number };
 }
 
 export interface LedgerSummary {
