@@ -344,14 +344,22 @@ export async function runScenario(input: Scenario, options: RunOptions): Promise
       broadcast({ type: 'stop' });
       await Promise.race([drainedAll, failed, abortPromise, delay(scenario.drainMs + 5000, timers)]);
       // Deliveries to consumers in other shards trail the acknowledgements: wait until they go quiet.
+      // Quiet also needs every subscriber connected with no (re)connect during the interval: a
+      // persistent session resumed just before the end gets its queued messages only after its CONNACK,
+      // and ending the run then would count them as lost (seen under load with 3G links that fail often).
+      const subscribers = scenario.fleets.filter((f) => f.subscribe.length > 0).map((f) => f.name);
       const quietDeadline = Date.now() + scenario.drainMs;
-      let last = -1;
+      let last = '';
       while (!aborted && Date.now() < quietDeadline) {
         await Promise.race([delay(snapshotIntervalMs + 100, timers), abortPromise, failed]);
-        const totals = sumFleets(aggregator.latestCounters());
+        const counters = aggregator.latestCounters();
+        const totals = sumFleets(counters);
         const seen = totals.delivered[0] + totals.delivered[1] + totals.delivered[2] + totals.duplicates[0] + totals.duplicates[1] + totals.duplicates[2];
-        if (seen === last) break;
-        last = seen;
+        const subs = subscribers.map((name) => counters[name]).filter((c) => c !== undefined);
+        const settled = subs.every((c) => c.connected >= c.devices);
+        const state = `${seen}/${subs.reduce((n, c) => n + c.connects, 0)}`;
+        if (settled && state === last) break;
+        last = state;
       }
       if (outstandingAfterDrain > 0) errors.push(`${outstandingAfterDrain} QoS 1/2 publish(es) were still unacknowledged after the ${scenario.drainMs} ms drain`);
     }
