@@ -129,6 +129,29 @@ export function portRangeCheck(devicesPerAddress: number, range: PortRange | nul
   };
 }
 
+/**
+ * The most connections this process opens from one source address to one broker address:port (devices
+ * without a source address pool share the kernel's default one). Each takes a local port.
+ */
+export function busiestSourcePair(devices: ReadonlyArray<{ url: string; localAddress?: string }>): { pair: string; devices: number } {
+  const counts = new Map<string, number>();
+  let best = { pair: '', devices: 0 };
+  for (const d of devices) {
+    let endpoint = d.url;
+    try {
+      const u = new URL(d.url);
+      endpoint = `${u.hostname}:${u.port || u.protocol}`;
+    } catch {
+      // An unparsable URL fails at connect with its own message; count it as written.
+    }
+    const pair = `${d.localAddress ?? 'default source address'} → ${endpoint}`;
+    const n = (counts.get(pair) ?? 0) + 1;
+    counts.set(pair, n);
+    if (n > best.devices) best = { pair, devices: n };
+  }
+  return best;
+}
+
 /** The machine, for run.json. `fileLimit` is the soft limit (null when unknown or unlimited). */
 export function captureEnvironment(workers: number): RunResult['environment'] {
   const cpus = os.cpus();

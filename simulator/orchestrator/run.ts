@@ -23,7 +23,7 @@ import type { FromShard, ShardResult, ShardTask, ToShard } from '../shard/messag
 import { ChaosTimeline, chaosWorkingDir } from './chaos.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from './embedded-broker.js';
 import { emptyCheckerResult } from '../verify/checker.js';
-import { captureEnvironment, checkFileLimit } from './environment.js';
+import { busiestSourcePair, captureEnvironment, checkFileLimit, portRangeCheck } from './environment.js';
 import { judgeRun } from './judge.js';
 import { planDevices, sliceDeviceCounts, type RunSlice } from './plan.js';
 import { expectedPublishRates } from '../scenario/rates.js';
@@ -199,6 +199,12 @@ export async function runScenario(input: Scenario, options: RunOptions): Promise
 
   const workers = Math.max(1, Math.min(options.workers, totalDevices));
   const plan = planDevices(scenario, workers, slice);
+  const busiest = busiestSourcePair(plan.shards.flat());
+  const localPorts = portRangeCheck(busiest.devices);
+  if (!localPorts.ok) {
+    if (broker) await broker.stop().catch(() => undefined);
+    throw new RunSetupError(`${localPorts.message ?? 'not enough local ports'} (busiest pair: ${busiest.pair})`);
+  }
   const fleetNames = scenario.fleets.map((f) => f.name);
   const aggregator = new RunAggregator(fleetNames, workers);
   const pool = new Piscina({

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  captureEnvironment, checkFileLimit, fileLimit, parseFileLimit, parsePortRange, portRangeCheck,
+  busiestSourcePair, captureEnvironment, checkFileLimit, fileLimit, parseFileLimit, parsePortRange, portRangeCheck,
 } from '../../../../simulator/orchestrator/environment.js';
 
 const limitsText = `Limit                     Soft Limit           Hard Limit           Units     
@@ -100,5 +100,23 @@ describe('captureEnvironment', () => {
     expect(env.totalMemoryBytes).toBeGreaterThan(0);
     expect(typeof env.cpuModel).toBe('string');
     if (process.platform === 'linux') expect(env.fileLimit).toBe(fileLimit()!.soft);
+  });
+});
+
+describe('busiestSourcePair', () => {
+  it('counts connections per source address and broker address:port, the pair a local port range bounds', () => {
+    const devices = [
+      { url: 'mqtt://127.0.0.1:1883', localAddress: '127.0.0.2' },
+      { url: 'mqtt://127.0.0.1:1883', localAddress: '127.0.0.3' },
+      { url: 'mqtt://127.0.0.1:1883', localAddress: '127.0.0.2' },
+      { url: 'mqtt://127.0.0.1:1884', localAddress: '127.0.0.2' },
+      { url: 'mqtt://127.0.0.1:1884' },
+    ];
+    expect(busiestSourcePair(devices)).toEqual({ pair: '127.0.0.2 → 127.0.0.1:1883', devices: 2 });
+    expect(busiestSourcePair([])).toEqual({ pair: '', devices: 0 });
+    const many = Array.from({ length: 30_000 }, () => ({ url: 'mqtt://127.0.0.1:1883' }));
+    const busiest = busiestSourcePair(many);
+    expect(busiest.devices).toBe(30_000);
+    expect(portRangeCheck(busiest.devices, { low: 32768, high: 60999 }).ok).toBe(false);
   });
 });
