@@ -297,10 +297,13 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
         await previous.exited;
       }
       current = undefined;
+      // The new process's CPU since it was spawned (start-up, store recovery) is spread over the time
+      // since then; measured from the end of the launch instead it read as many cores for one sample.
+      const spawnedAtNs = process.hrtime.bigint();
       const next = await launch(port);
       current = next.incarnation;
       broker.pid = current.pid;
-      lastSample = { ticks: 0, atNs: process.hrtime.bigint() };
+      lastSample = { ticks: 0, atNs: spawnedAtNs };
     },
     stop() {
       stopping ??= (async () => {
