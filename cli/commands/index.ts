@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { brokerCommand } from './broker.js';
+import { capacityCommand } from './capacity.js';
 import { compareCommand } from './compare.js';
 import { mergeCommand } from './merge.js';
 import { passwdCommand } from './passwd.js';
@@ -9,8 +10,5 @@ import { reportCommand } from './report.js';
 import { runCommand } from './run.js';
 import { validateCommand } from './validate.js';
 
-/**
- * Every registered command. Only commands that work are listed here; later issues add
- * `capacity`.
- */
-export const commands: CommandModule<object, any>[] = [runCommand, validateCommand, brokerCommand, passwdCommand, profilesCommand, proxyCommand, reportCommand, compareCommand, mergeCommand];
+/** Every registered command. Only commands that work are listed here. */
+export const commands: CommandModule<object, any>[] = [runCommand, validateCommand, brokerCommand, passwdCommand, profilesCommand, proxyCommand, reportCommand, compareCommand, mergeCommand, capacityCommand];

@@ -27,6 +27,8 @@ export interface CapacityStep {
   publishedPerSec: number;
   /** Deliveries per second measured over the steady phase. */
   deliveredPerSec: number;
+  /** End-to-end p99 of the whole step run, ms (null: nothing delivered); absent in older files. */
+  e2eP99Ms?: number | null;
   /** Every SLO clause, evaluated on the step's run result. */
   slo: AssertionResult[];
   sloMet: boolean;
@@ -64,14 +66,25 @@ export interface LinearFit {
   /** Largest |fitted − measured| / measured over the points, 0..1 (null when every measured value is 0). */
   maxRelativeError: number | null;
   points: number;
+  /** The smallest and largest x the line was fitted over (the measured range). */
+  xMin?: number;
+  xMax?: number;
 }
 
 export interface CostModel {
   /** What x is: devices. Each fit is per resource and side. */
   simulator: { cpuCores: LinearFit | null; rssBytes: LinearFit | null };
   broker: { cpuCores: LinearFit | null; rssBytes: LinearFit | null } | null;
-  /** Per device at the knee, from the fits (null when not fitted). */
+  /** Marginal cost per device: the slopes of the fits (null when not fitted). */
   perDevice: { simulatorCpuCores: number | null; simulatorRssBytes: number | null; brokerCpuCores: number | null; brokerRssBytes: number | null };
+  /** Steps (index) the fits were made over. */
+  fittedSteps?: number[];
+  /** Steps left out of the fits and why (past the knee, did not settle, generator saturated). */
+  excludedSteps?: Array<{ step: number; reason: string }>;
+  /** Offered msg/s per device over the fitted steps (the workload the costs hold for); null when unknown. */
+  offeredRatePerDevice?: number | null;
+  /** Why a fit is missing or weak, in plain sentences (e.g. every fitted step had the same device count). */
+  notes?: string[];
 }
 
 export interface Extrapolation {
@@ -86,6 +99,10 @@ export interface Extrapolation {
   broker: { cpuCores: number | null; rssBytes: number | null } | null;
   /** Printed beside the numbers: every assumption the extrapolation rests on. */
   assumptions: string[];
+  /** Devices one shard could hold under each limit alone; null: that limit does not bound it (unlimited or not measured). */
+  bounds?: { fileDescriptors: number | null; cpu: number | null; memory: number | null };
+  /** The limits the shards were sized with; fileDescriptorsPerProcess null: unlimited. */
+  limits?: { fileDescriptorsPerProcess: number | null; cpuCoresPerShard: number; memoryBytesPerShard: number };
 }
 
 export interface CapacityResult {

@@ -476,3 +476,6 @@ export function formatHtmlReport(result: RunResult): string {
     '',
   ].join('\n');
 }
+
+/** The page's building blocks, shared with the capacity report (simulator/capacity/report.ts) so both look alike. */
+export { css as reportCss, table as htmlTable, keyValueTable as htmlKeyValueTable, section as htmlSection, card as htmlCard, type Cell as HtmlCell };

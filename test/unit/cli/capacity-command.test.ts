@@ -1,0 +1,59 @@
+import yargs from 'yargs';
+import { describe, expect, it } from 'vitest';
+import { capacityCommandBuilder, parseByteSize, scheduleFromArgs, type CapacityArgs } from '../../../cli/commands/capacity.js';
+import { ExitCode, UserError } from '../../../cli/exit-codes.js';
+
+/** Parses `mqtt-sim capacity` arguments exactly as the command declares them, without running it. */
+function parse(argv: string[]): CapacityArgs {
+  return capacityCommandBuilder(
+    yargs().strict().exitProcess(false).fail((message, error) => {
+      throw error ?? new Error(message);
+    }),
+  ).parseSync(argv);
+}
+
+describe('mqtt-sim capacity flags', () => {
+  it('parses with their defaults; --slo is required and --ramp takes devices or rate', () => {
+    expect(parse(['--slo', 'qos1.lost==0'])).toMatchObject({ slo: 'qos1.lost==0', ramp: 'devices', 'max-steps': 8, hold: '30s', refine: 0, 'shard-cores': 1, 'shard-memory': '2GiB', report: true, json: false });
+    expect(parse(['--slo', 'qos1.lost==0', '--ramp', 'rate', '--no-report', '--target', 'mqtt://a:1883', 'mqtt://b:1883'])).toMatchObject({ ramp: 'rate', report: false, target: ['mqtt://a:1883', 'mqtt://b:1883'] });
+    expect(() => parse([])).toThrow(/Missing required argument: slo/);
+    expect(() => parse(['--slo', 'x', '--ramp', 'both'])).toThrow(/Invalid values/);
+  });
+
+  it('builds the schedule: the scenario\'s own load by default, --step or --factor', () => {
+    const base = { ramp: 'devices' as const, 'max-steps': 4 };
+    expect(scheduleFromArgs(base, 250)).toEqual({ mode: 'devices', start: 250, maxSteps: 4 });
+    expect(scheduleFromArgs({ ...base, start: 100, step: 50 }, 250)).toEqual({ mode: 'devices', start: 100, step: 50, maxSteps: 4 });
+    expect(scheduleFromArgs({ ...base, factor: 1.5 }, 250)).toEqual({ mode: 'devices', start: 250, factor: 1.5, maxSteps: 4 });
+    expect(scheduleFromArgs({ ramp: 'rate', 'max-steps': 3, step: 0.5 }, 1)).toEqual({ mode: 'rate', start: 1, step: 0.5, maxSteps: 3 });
+  });
+
+  it.each([
+    [{ step: 10, factor: 2 }, '--step and --factor both given: choose one (--step adds load per step, --factor multiplies it)'],
+    [{ factor: 1 }, '--factor: expected a number above 1 (e.g. 1.5), got 1'],
+    [{ start: 2.5 }, '--start: expected a whole number of at least 1, got 2.5'],
+    [{ step: 0 }, '--step: expected a whole number of at least 1, got 0'],
+    [{ 'max-steps': 0 }, '--max-steps: expected a whole number of at least 1, got 0'],
+    [{ 'max-steps': 500 }, '--max-steps: at most 100 steps, got 500'],
+  ])('refuses %o with exit 2 and the fix', (flags, message) => {
+    const call = (): unknown => scheduleFromArgs({ ramp: 'devices', 'max-steps': 8, ...flags }, 100);
+    expect(call).toThrow(UserError);
+    expect(call).toThrow(message);
+    try {
+      call();
+    } catch (err) {
+      expect((err as UserError).exitCode).toBe(ExitCode.BadUsage);
+    }
+  });
+
+  it('reads memory sizes for --shard-memory', () => {
+    expect(parseByteSize('2GiB')).toBe(2 * 1024 ** 3);
+    expect(parseByteSize('512MiB')).toBe(512 * 1024 ** 2);
+    expect(parseByteSize('1.5G')).toBe(1.5 * 1024 ** 3);
+    expect(parseByteSize('4GB')).toBe(4e9);
+    expect(parseByteSize('4096')).toBe(4096);
+    expect(parseByteSize('lots')).toBeNull();
+    expect(parseByteSize('2 GiBs')).toBeNull();
+    expect(parseByteSize('0')).toBeNull();
+  });
+});
