@@ -1,0 +1,58 @@
+#!/bin/sh
+# A distributed mqtt-sim run on Kubernetes, start to finish: the slices (Indexed Job), then the merge
+# once every slice has completed, then the merged summary. Exits with the merge's verdict: 0 pass,
+# 1 the run failed (an assertion, the merge, or a slice), 2 the cluster did not finish in time.
+#
+#   deploy/k8s/run.sh                  # in the current namespace
+#   NAMESPACE=loadtest deploy/k8s/run.sh
+#   SHARDS_TIMEOUT=7200 deploy/k8s/run.sh
+#
+# Reruns delete the previous Jobs first (a Job cannot be changed once created); the results volume
+# stays, each slice clears its own folder before it runs.
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+shards_timeout=${SHARDS_TIMEOUT:-3600}
+merge_timeout=${MERGE_TIMEOUT:-900}
+
+k() {
+  if [ -n "${NAMESPACE:-}" ]; then kubectl -n "$NAMESPACE" "$@"; else kubectl "$@"; fi
+}
+
+# Waits until the Job has condition Complete (returns 0) or Failed (returns 1), at most $2 seconds
+# (returns 2). `kubectl wait --for=condition=complete` alone would wait out its timeout on a failed Job.
+wait_job() {
+  deadline=$(($(date +%s) + $2))
+  while :; do
+    conditions=$(k get job "$1" -o jsonpath='{range .status.conditions[?(@.status=="True")]}{.type}{" "}{end}')
+    case " $conditions " in
+      *" Complete "*) return 0 ;;
+      *" Failed "*) return 1 ;;
+    esac
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      echo "run.sh: job/$1 did not finish within $2 s (kubectl describe job/$1 says why)" >&2
+      return 2
+    fi
+    sleep 5
+  done
+}
+
+k delete job mqtt-sim-shards mqtt-sim-merge --ignore-not-found
+k apply -k "$here"
+echo "run.sh: waiting for job/mqtt-sim-shards (every slice) ..."
+status=0
+wait_job mqtt-sim-shards "$shards_timeout" || status=$?
+if [ "$status" -ne 0 ]; then
+  k get pods -l app.kubernetes.io/component=shard >&2 || true
+  echo "run.sh: the slices did not all complete: see kubectl logs -l app.kubernetes.io/component=shard" >&2
+  [ "$status" -eq 2 ] && exit 2
+  exit 1
+fi
+
+k apply -k "$here/merge"
+status=0
+wait_job mqtt-sim-merge "$merge_timeout" || status=$?
+k logs job/mqtt-sim-merge || true
+[ "$status" -eq 2 ] && exit 2
+[ "$status" -eq 0 ] || exit 1
+echo "run.sh: merged report in /results/merged on volume mqtt-sim-results (deploy/k8s/README.md: copying the reports)"
