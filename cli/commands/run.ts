@@ -6,9 +6,11 @@
 import { availableParallelism } from 'node:os';
 import type { Argv, CommandModule } from 'yargs';
 import { RunSetupError, runScenario, TargetUnreachableError } from '../../simulator/orchestrator/run.js';
+import { isDeviceChaos } from '../../simulator/orchestrator/chaos.js';
+import { defaultWorkersPerProcess, linkToCoordinator, maxProcesses, runLocalProcesses, SliceProcessError, validateProcessCount, type CoordinatorLink } from '../../simulator/orchestrator/local-processes.js';
 import { createDashboardReporter, type DashboardReporter } from '../../simulator/dashboard/dashboard-reporter.js';
 import { chooseReporter } from '../../simulator/report/choose-reporter.js';
-import { createJsonReporter } from '../../simulator/report/json-reporter.js';
+import { createJsonReporter, formatJsonLine } from '../../simulator/report/json-reporter.js';
 import { createPlainReporter } from '../../simulator/report/plain-reporter.js';
 import type { Reporter } from '../../simulator/report/reporter.js';
 import { loadScenario, ScenarioError } from '../../simulator/scenario/load.js';
@@ -29,6 +31,14 @@ export interface RunArgs {
   json?: boolean;
   shard?: string;
   'broker-pid'?: number;
+  processes?: number;
+  /** Hidden (the slices of --processes): t=0 as an epoch in ms, or `stdin` to say ready and read it from the parent. */
+  'start-at'?: string;
+  /** Hidden (the slices of --processes): the parent's embedded broker, the target of a scenario without one. */
+  'embedded-url'?: string;
+  /** Hidden (the slices of --processes): run only partitions and reconnect storms; the parent runs broker and exec actions. */
+  'device-chaos-only'?: boolean;
+  'clock-skew-ms'?: number;
 }
 
 /** `--shard i/n` → { index: i, count: n } (1 <= i <= n), or a UserError (exit 2). */
@@ -44,7 +54,7 @@ export function parseShardFlag(value: string): { index: number; count: number } 
 
 export function runCommandBuilder(yargs: Argv): Argv<RunArgs> {
   return yargs
-    .usage('$0 run <scenario> [options]\n\nRuns a scenario: devices connect, publish and subscribe on worker threads against the target (the embedded reference broker when the scenario names none), a live dashboard on a terminal (progress lines every few seconds otherwise), a summary at the end and reports/<scenario>-<timestamp>/run.json.')
+    .usage('$0 run <scenario> [options]\n\nRuns a scenario: devices connect, publish and subscribe on worker threads against the target (the embedded reference broker when the scenario names none), a live dashboard on a terminal (progress lines every few seconds otherwise), a summary at the end and reports/<scenario>-<timestamp>/run.json. With --processes N the devices run in N local processes on one timeline (past one process\'s file limit) and their results are merged into one run.json.')
     .positional('scenario', { type: 'string', describe: 'Scenario YAML file (see docs/scenarios.md)', demandOption: true })
     .option('target', { type: 'string', array: true, describe: 'Broker URL(s) to test instead of the scenario target (mqtt://, mqtts://, ws://, wss://); several: devices are spread over them' })
     .option('workers', { type: 'number', describe: 'Worker threads (shards)', defaultDescription: `${availableParallelism()} (the CPUs of this machine)` })
@@ -56,11 +66,20 @@ export function runCommandBuilder(yargs: Argv): Argv<RunArgs> {
     .option('dashboard', { type: 'boolean', default: true, describe: 'Live terminal dashboard when stdout is a terminal and CI is unset (--no-dashboard: plain progress lines)' })
     .option('json', { type: 'boolean', default: false, describe: 'NDJSON on stdout: one {"type": ...} object per phase, timeline point and event, then the result; the summary goes to stderr' })
     .option('shard', { type: 'string', describe: 'Run one slice INDEX/COUNT of the devices (1-based, e.g. 2/4): those whose device number d has d % COUNT == INDEX-1; needs --target; combine the slices with mqtt-sim merge' })
+    .option('processes', { type: 'number', describe: `Run the devices in N local simulator processes (1-${maxProcesses}) on one timeline, for more devices than one process's file limit allows: each runs one slice (--shard i/N) against the same broker (an embedded broker is started once, by this process, which also runs the broker and exec chaos), and their run.json files (<report-dir>/shards/) are merged into one run.json`, defaultDescription: 'one process' })
+    .option('start-at', { type: 'string', hidden: true, describe: 'Slices of --processes: t=0 in ms since 1970, or stdin to print a ready line and read t=0 from stdin' })
+    .option('embedded-url', { type: 'string', hidden: true, describe: 'Slices of --processes: the URL of the embedded broker the parent process started' })
+    .option('device-chaos-only', { type: 'boolean', hidden: true, describe: 'Slices of --processes: run only partitions and reconnect storms; the parent runs broker and exec actions' })
     .option('broker-pid', { type: 'number', describe: 'Pid of the local broker process a --target run tests: its CPU and RSS go into the timeline and reports, as the embedded broker\'s do' })
+    // Hidden: a testing aid for merge's clock-offset estimate (a slice that behaves as on a machine whose clock is off).
+    .option('clock-skew-ms', { type: 'number', hidden: true, describe: 'Test aid: offset this run\'s clock (stamps, receive times) by MS, as on a machine whose clock is off; mqtt-sim merge should estimate and remove it' })
     .example('$0 run scenarios/pipeline.yaml', 'the flagship pipeline against the embedded broker')
     .example('$0 run scenarios/smoke.yaml --target mqtt://127.0.0.1:1883', 'the smoke scenario against a broker you run')
-    .example('$0 run scenarios/smoke.yaml --workers 1 --seed 7 --report-dir out/', 'one worker, a fixed seed, run.json in out/') as Argv<RunArgs>;
+    .example('$0 run scenarios/smoke.yaml --workers 1 --seed 7 --report-dir out/', 'one worker, a fixed seed, run.json in out/')
+    .example('$0 run scenarios/pipeline.yaml --processes 4', 'four simulator processes on this machine, one embedded broker, one merged run.json') as Argv<RunArgs>;
 }
+
+const ignorePipeError = (): void => undefined;
 
 function positiveInteger(name: string, value: number | undefined): number | undefined {
   if (value === undefined) return undefined;
@@ -70,7 +89,28 @@ function positiveInteger(name: string, value: number | undefined): number | unde
 
 export async function runCommandHandler(args: RunArgs & Partial<CommandContext>): Promise<void> {
   const io = args.io ?? { stdout: (text: string) => process.stdout.write(text), stderr: (text: string) => process.stderr.write(text) };
-  const workers = positiveInteger('workers', args.workers) ?? availableParallelism();
+  const processes = args.processes;
+  if (processes !== undefined) {
+    const problem = validateProcessCount(processes);
+    if (problem !== null) throw new UserError(`--processes: ${problem}`, ExitCode.BadUsage);
+    if (args.shard !== undefined) {
+      throw new UserError(`--processes ${processes} and --shard ${args.shard} do not go together: --processes N runs every slice on this machine (it gives each process its --shard i/N); --shard i/n runs one slice, for spreading a run over several machines (combine them with mqtt-sim merge). Give one of the two.`, ExitCode.BadUsage);
+    }
+    if (args['start-at'] !== undefined || args['embedded-url'] !== undefined || args['device-chaos-only'] === true) {
+      throw new UserError('--start-at, --embedded-url and --device-chaos-only are set by --processes for its own processes; leave them out', ExitCode.BadUsage);
+    }
+  }
+  // With --processes, the CPUs are shared out over the processes.
+  const workers = positiveInteger('workers', args.workers) ?? (processes === undefined ? availableParallelism() : defaultWorkersPerProcess(availableParallelism(), processes));
+  const startAtFlag = args['start-at'];
+  const startAtEpoch = startAtFlag === undefined || startAtFlag === 'stdin' ? undefined : Number(startAtFlag);
+  if (startAtEpoch !== undefined && !(Number.isSafeInteger(startAtEpoch) && startAtEpoch > 0)) {
+    throw new UserError(`--start-at: expected stdin or a time in milliseconds since 1970 (as Date.now() gives), got "${String(startAtFlag)}"`, ExitCode.BadUsage);
+  }
+  const embeddedUrl = args['embedded-url'];
+  if (embeddedUrl !== undefined && args.target !== undefined && args.target.length > 0) {
+    throw new UserError('--embedded-url and --target do not go together: --embedded-url is the target a --processes parent gives its slices', ExitCode.BadUsage);
+  }
   if (args.seed !== undefined && !Number.isSafeInteger(args.seed)) throw new UserError(`--seed: expected a whole number, got ${String(args.seed)}`, ExitCode.BadUsage);
   if (!(args['progress-interval'] > 0)) throw new UserError(`--progress-interval: expected a number of seconds above 0, got ${String(args['progress-interval'])}`, ExitCode.BadUsage);
   const slice = args.shard === undefined ? undefined : parseShardFlag(String(args.shard));
@@ -80,6 +120,12 @@ export async function runCommandHandler(args: RunArgs & Partial<CommandContext>)
     if (args.seed !== undefined) overrides.seed = args.seed;
     if (args.target !== undefined && args.target.length > 0) overrides.targetUrls = args.target;
     scenario = loadScenario(args.scenario, overrides);
+    if (embeddedUrl !== undefined) {
+      if (scenario.target !== null) throw new UserError(`--embedded-url: ${args.scenario} names a target; the parent's embedded broker only stands in for a scenario without one`, ExitCode.BadUsage);
+      if (!URL.canParse(embeddedUrl)) throw new UserError(`--embedded-url: expected a URL such as mqtt://127.0.0.1:1883, got "${embeddedUrl}"`, ExitCode.BadUsage);
+      // As run.ts targets its own embedded broker; broker chaos stays valid, since the parent performs it.
+      scenario = { ...scenario, target: { urls: [embeddedUrl], protocolVersion: 5 as const, connectTimeoutMs: 10_000 } };
+    }
   } catch (err) {
     if (err instanceof ScenarioError) throw new UserError(`${args.scenario} is not a valid scenario:\n${err.message}`, ExitCode.BadUsage);
     throw err;
@@ -109,10 +155,14 @@ export async function runCommandHandler(args: RunArgs & Partial<CommandContext>)
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  let link: CoordinatorLink | null = null;
   try {
     const kind = chooseReporter({ isTTY: process.stdout.isTTY, json: args.json === true, noDashboard: args.dashboard === false, env: process.env });
     let reporter: Reporter;
-    if (kind === 'json') reporter = createJsonReporter(io.stdout, io.stderr);
+    // A slice of --processes leaves the summary to its parent, which prints the merged one, and skips the
+    // result line: the parent reads the slice's run.json, and the line (all of it again) would only fill the pipe.
+    if (kind === 'json' && startAtFlag === 'stdin') reporter = createJsonReporter((text) => (text.startsWith('{"type":"result"') ? undefined : io.stdout(text)), () => undefined);
+    else if (kind === 'json') reporter = createJsonReporter(io.stdout, io.stderr);
     else if (kind === 'dashboard') reporter = dashboard = createDashboardReporter({ onInterrupt: onDashboardCtrlC });
     else reporter = createPlainReporter(io.stdout, { everyMs: args['progress-interval'] * 1000 });
     const options: Parameters<typeof runScenario>[1] = {
@@ -124,9 +174,42 @@ export async function runCommandHandler(args: RunArgs & Partial<CommandContext>)
     if (slice !== undefined) options.slice = slice;
     const brokerPid = positiveInteger('broker-pid', args['broker-pid']);
     if (brokerPid !== undefined) options.brokerPid = brokerPid;
+    if (args['clock-skew-ms'] !== undefined) options.clockSkewMs = args['clock-skew-ms'];
+    if (startAtEpoch !== undefined) options.startAt = () => Promise.resolve(startAtEpoch);
+    if (startAtFlag === 'stdin') {
+      // Without its parent a slice's stdout and stderr are broken pipes (EPIPE): it still writes its report.
+      process.stdout.on('error', ignorePipeError);
+      process.stderr.on('error', ignorePipeError);
+      const coordinator = linkToCoordinator({
+        input: process.stdin,
+        announce: () => io.stdout(formatJsonLine({ type: 'ready', pid: process.pid })),
+        onGone: (reason) => {
+          io.stderr(`mqtt-sim: ${reason}; stopping this slice\n`);
+          controller.abort();
+        },
+        timeoutMs: (scenario.target?.connectTimeoutMs ?? 10_000) + 120_000,
+      });
+      link = coordinator;
+      options.startAt = () => coordinator.startAt();
+    }
+    if (args['device-chaos-only'] === true) options.chaosFilter = isDeviceChaos;
     if (args.report === false) options.reportDir = null;
     else if (args['report-dir'] !== undefined) options.reportDir = args['report-dir'];
-    const { result } = await runScenario(scenario, options);
+    const { result } = processes === undefined
+      ? await runScenario(scenario, options)
+      : await runLocalProcesses({
+          scenarioFile: args.scenario,
+          scenario,
+          processes,
+          workersPerProcess: workers,
+          reporter,
+          signal: controller.signal,
+          brokerPersistence: args.persistence,
+          ...(options.reportDir !== undefined ? { reportDir: options.reportDir } : {}),
+          ...(brokerPid !== undefined ? { brokerPid } : {}),
+          // The dashboard owns the terminal: there the slices' stderr lines become events in it.
+          ...(kind === 'dashboard' ? {} : { onSliceStderr: (slice: string, line: string) => io.stderr(`[${slice}] ${line}\n`) }),
+        });
     if (result.outcome === 'aborted') {
       io.stderr('mqtt-sim: the run was interrupted; its report covers the part that ran.\n');
       process.exitCode = ExitCode.AssertionFailed;
@@ -138,8 +221,15 @@ export async function runCommandHandler(args: RunArgs & Partial<CommandContext>)
   } catch (err) {
     if (err instanceof TargetUnreachableError) throw new UserError(err.message, ExitCode.Unreachable);
     if (err instanceof RunSetupError) throw new UserError(err.message, ExitCode.BadUsage);
+    if (err instanceof SliceProcessError) {
+      const codes = { unreachable: ExitCode.Unreachable, setup: ExitCode.BadUsage, interrupted: ExitCode.AssertionFailed, internal: ExitCode.Internal } as const;
+      throw new UserError(err.message, codes[err.kind]);
+    }
     throw err;
   } finally {
+    link?.close();
+    process.stdout.off('error', ignorePipeError);
+    process.stderr.off('error', ignorePipeError);
     dashboard?.close();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

@@ -4,7 +4,8 @@
  * with the shards' results at the end.
  */
 import type { ShardResult, ShardSnapshot } from '../shard/messages.js';
-import type { BrokerViolations, LatencySummary, LedgerSummary, RunResult, TimelinePoint } from '../report/run-result.js';
+import type { BrokerViolations, LatencySummary, LedgerSummary, RunResult, SliceClockRecord, TimelinePoint } from '../report/run-result.js';
+import { mergeSliceClockRecords } from '../orchestrator/clock-offsets.js';
 import { mergeLedgers, summarizeLedgers, type SerializedLedgers } from '../verify/ledger.js';
 import { addCounters, cloneCounters, emptyFleetCounters, emptyViolationCounts, sumFleets } from './counters.js';
 import { createHistogram, encodeAll, mergeInto, percentileMs, summarizeHistogram, type Histogram } from './histograms.js';
@@ -26,6 +27,8 @@ export interface RunAggregate {
   generator: RunResult['generator'];
   errors: string[];
   brokerViolations: BrokerViolations;
+  /** A slice's deliveries per publishing slice, merged over its shards (present when the shards recorded them). */
+  clock?: SliceClockRecord;
 }
 
 type FleetPoint = TimelinePoint['fleets'][string];
@@ -272,7 +275,10 @@ export class RunAggregator {
     const bounded = unique.length > maxRunErrors ? [...unique.slice(0, maxRunErrors), `... ${unique.length - maxRunErrors} more errors`] : unique;
 
     const brokerViolations = mergeBrokerViolations(fleets, [...byShard.values()].map((r) => r.brokerViolations ?? []));
-    return { totals, fleets, latency, histograms, ledgers, ledger, generator, errors: bounded, brokerViolations };
+    const aggregate: RunAggregate = { totals, fleets, latency, histograms, ledgers, ledger, generator, errors: bounded, brokerViolations };
+    const clocks = [...byShard.values()].flatMap((r) => (r.clock === undefined ? [] : [r.clock]));
+    if (clocks.length > 0) aggregate.clock = mergeSliceClockRecords(clocks);
+    return aggregate;
   }
 }
 

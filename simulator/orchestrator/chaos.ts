@@ -54,6 +54,14 @@ export function describeChaosAction(action: ChaosAction): string {
   }
 }
 
+/**
+ * Actions on devices (partition, reconnect storm): each process of a `run --processes` run performs them
+ * on its own devices, while broker and exec actions, which act once on something shared, are its parent's.
+ */
+export function isDeviceChaos(action: ChaosAction): boolean {
+  return action.kind === 'partition' || action.kind === 'reconnect-storm';
+}
+
 function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }

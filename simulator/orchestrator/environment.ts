@@ -62,30 +62,37 @@ export function fileLimit(): FileLimit | null {
 /**
  * Whether this process may open a socket per device plus spareFileDescriptors. Node cannot raise its own
  * limit (no setrlimit), so the fix is always for the shell that starts mqtt-sim. When the limit cannot be
- * read (not Linux) the check passes: a shortfall then shows as EMFILE connect failures.
+ * read (not Linux) the check passes: a shortfall then shows as EMFILE connect failures. With `processes`
+ * (`run --processes N`), the devices are split over that many processes, each with its own limit.
  */
-export function checkFileLimit(neededSockets: number, limit: FileLimit | null = fileLimit()): LimitCheck {
+export function checkFileLimit(neededSockets: number, limit: FileLimit | null = fileLimit(), processes = 1): LimitCheck {
   if (limit === null) return { ok: true };
-  const needed = neededSockets + spareFileDescriptors;
+  const each = Math.ceil(neededSockets / Math.max(1, processes));
+  const needed = each + spareFileDescriptors;
   if (limit.soft >= needed) return { ok: true };
-  const brokerNote = 'The embedded broker, a separate process, inherits the same limit and needs as many for its side of the connections.';
+  const devices = processes > 1 ? `${count(neededSockets)} devices over ${processes} processes (${count(each)} each) need` : `${count(neededSockets)} devices need`;
+  const perProcessFiles = processes > 1 ? ' per process' : '';
   if (limit.hard >= needed) {
+    // With several processes the embedded broker, which holds every connection, is checked on its own.
+    const brokerNote = processes > 1 ? '' : ' The embedded broker, a separate process, inherits the same limit and needs as many for its side of the connections.';
     return {
       ok: false,
       message:
-        `${count(neededSockets)} devices need about ${count(needed)} open files, but this process may open only ${count(limit.soft)} ` +
-        `(soft limit; hard limit ${count(limit.hard)}). Run \`ulimit -n ${needed}\` in the shell before mqtt-sim. ${brokerNote}`,
+        `${devices} about ${count(needed)} open files${perProcessFiles}, but ${processes > 1 ? 'each process' : 'this process'} may open only ${count(limit.soft)} ` +
+        `(soft limit; hard limit ${count(limit.hard)}). Run \`ulimit -n ${needed}\` in the shell before mqtt-sim.${brokerNote}`,
     };
   }
   const perProcess = Math.max(0, limit.hard - spareFileDescriptors);
-  const processes = perProcess === 0 ? null : Math.ceil(neededSockets / perProcess);
+  const split = perProcess === 0 ? null : Math.ceil(neededSockets / perProcess);
+  const how = split === null ? '(`--processes N` on this machine, or `--shard i/n` on several machines)' : `(\`--processes ${split}\` on this machine, or \`--shard i/n\` on several machines)`;
   return {
     ok: false,
     message:
-      `${count(neededSockets)} devices need about ${count(needed)} open files, but the hard limit is ${count(limit.hard)}: ` +
-      `one process can hold at most ${count(perProcess)} devices. Split the run over ${processes === null ? 'several' : `at least ${processes}`} processes ` +
-      `(\`--shard i/n\`, coming in a later issue), and/or spread devices over source address pools (\`${sourceAddressKey}\` in the fleet); ` +
-      `an administrator can raise the hard limit (limits.conf, systemd LimitNOFILE). ${brokerNote}`,
+      `${devices} about ${count(needed)} open files${perProcessFiles}, but the hard limit is ${count(limit.hard)}: ` +
+      `one process can hold at most ${count(perProcess)} devices. Split the run over ${split === null ? 'several' : `at least ${split}`} processes ` +
+      `${how}, and/or spread devices over source address pools (\`${sourceAddressKey}\` in the fleet); ` +
+      'an administrator can raise the hard limit (limits.conf, systemd LimitNOFILE). The embedded broker is one process that holds every ' +
+      'connection under the same limit: past it, run against several brokers (`--target URL --target URL ...`).',
   };
 }
 

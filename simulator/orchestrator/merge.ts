@@ -12,6 +12,7 @@ import { disconnectCauses, histogramNames, type DisconnectCause, type FleetCount
 import { runResultSchemaVersion, type LatencySummary, type RunResult, type TimelinePoint } from '../report/run-result.js';
 import { emptyCheckerResult } from '../verify/checker.js';
 import { mergeLedgers, summarizeLedgers, type SerializedLedgers } from '../verify/ledger.js';
+import { decideClockCorrection, shiftCheckerTimes } from './clock-offsets.js';
 import { judgeRun } from './judge.js';
 
 /** The slices do not belong together (or are not slices): exit code 2. */
@@ -28,8 +29,6 @@ export interface SliceFile {
   result: RunResult;
 }
 
-export const clockNote =
-  'merged from slices: latencies that cross slices (a publisher in one slice, its subscriber in another) are only comparable if the machines running them had synchronized clocks (all slices on one machine: always)';
 export const timelineLatencyNote =
   'timeline latencies (e2eP50Ms, e2eP99Ms per point) are the maximum over the slices: percentiles cannot be merged; the run latencies come from the merged histograms';
 
@@ -120,7 +119,8 @@ const latest = (values: readonly string[]): string => [...values].sort().at(-1)!
 
 /**
  * The run.json of the whole run from the run.json files of all its slices (checked with checkSlices).
- * The result has no `shard` and no raw `ledgers`; it carries `notes` on how far its latencies compare.
+ * The result has no `shard` and no raw `ledgers`; it carries `clockOffsets` and `notes` on how far its
+ * latencies compare across the slices' machines.
  */
 export function mergeRunResults(files: readonly SliceFile[]): RunResult {
   const slices = checkSlices(files);
@@ -135,11 +135,23 @@ export function mergeRunResults(files: readonly SliceFile[]): RunResult {
 
   const merged = new Map<string, Histogram>();
   for (const r of slices) mergeInto(merged, r.histograms);
+  // The slices' machines may disagree on the time: estimate by how much from the traffic both ways, and
+  // correct e2e latencies and the checker's times when every slice has an estimate (clock-offsets.ts).
+  const clock = decideClockCorrection(
+    slices.map((r) => ({
+      index: r.shard.index,
+      count: r.shard.count,
+      clock: r.sliceClock,
+      e2eCounts: Object.fromEntries(Object.entries(r.latency).filter(([name]) => name === 'e2e' || name.startsWith('e2e.qos')).map(([name, l]) => [name, l.count])),
+    })),
+  );
+  if (clock.histograms !== null) for (const [name, h] of clock.histograms) merged.set(name, h);
   const sorted = new Map<string, Histogram>([...merged.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   const latency: Record<string, LatencySummary> = {};
   for (const [name, h] of sorted) latency[name] = summarizeHistogram(h);
 
-  const ledgers = mergeLedgers(slices.map((r) => r.ledgers));
+  const offsets = clock.checkerOffsetsMs;
+  const ledgers = mergeLedgers(slices.map((r) => (offsets === null ? r.ledgers : shiftCheckerTimes(r.ledgers, offsets[r.shard.index - 1]!))));
   const slip = merged.get(histogramNames.slip) ?? createHistogram();
   const generator: RunResult['generator'] = {
     saturated: slices.some((r) => r.generator.saturated),
@@ -175,7 +187,8 @@ export function mergeRunResults(files: readonly SliceFile[]): RunResult {
     errors: slices.flatMap((r) => r.errors.map((e) => `${label(r)}: ${e}`)),
     disconnectCauses: disconnects,
     chaos: slices.flatMap((r) => r.chaos.map((c) => ({ ...c, detail: `${label(r)}: ${c.detail}` }))).sort((a, b) => a.atMs - b.atMs),
-    notes: [`merged from ${slices.length} slice(s) of ${first.shard.count}`, clockNote, timelineLatencyNote],
+    notes: [`merged from ${slices.length} slice(s) of ${first.shard.count}`, ...clock.notes, timelineLatencyNote],
+    clockOffsets: clock.clockOffsets,
   };
   // The checker needs the scenario with its target (slices always have one: --target or the scenario's).
   const scenario = first.scenario.target === null ? { ...first.scenario, target: { urls: first.target.urls, protocolVersion: first.target.protocolVersion, connectTimeoutMs: 10_000 } } : first.scenario;

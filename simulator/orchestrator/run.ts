@@ -18,7 +18,7 @@ import type { Reporter } from '../report/reporter.js';
 import { runResultSchemaVersion, type RunResult, type TimelinePoint } from '../report/run-result.js';
 import { reportDirFor, writeRunResult } from '../report/write-run.js';
 import { writeReportFiles } from '../report/write-reports.js';
-import type { Scenario, TargetSpec } from '../scenario/types.js';
+import type { ChaosAction, Scenario, TargetSpec } from '../scenario/types.js';
 import type { FromShard, ShardResult, ShardTask, ToShard } from '../shard/messages.js';
 import { ChaosTimeline, chaosWorkingDir } from './chaos.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from './embedded-broker.js';
@@ -48,7 +48,23 @@ export interface RunOptions {
   slice?: RunSlice;
   /** A local broker process (not embedded) whose CPU and RSS go into the timeline, as the embedded broker's do. */
   brokerPid?: number;
+  /**
+   * A test aid (`run --clock-skew-ms`): every clock reading of the shards (stamps, receive times, the
+   * checker's times) is off by this many ms, as on a machine whose clock is; `merge` must estimate it.
+   */
+  clockSkewMs?: number;
+  /**
+   * t=0 chosen by a coordinating process (`run --processes`: one timeline over several processes). Called
+   * once the consumers are subscribed; resolves with the epoch (Date.now() of t=0) to start at instead of
+   * now + 50 ms. Shards get `start` 50 ms ahead of it; an epoch already past is reported as an event.
+   */
+  startAt?: () => Promise<number>;
+  /** The chaos actions this run performs (default: all); a coordinating process performs the others once. */
+  chaosFilter?: (action: ChaosAction) => boolean;
 }
+
+/** Largest clock skew a run accepts (one hour: the latency histograms' range). */
+export const MAX_CLOCK_SKEW_MS = 3_600_000;
 
 /** Checks a slice: whole numbers, 1 <= index <= count. */
 export function validateSlice(slice: RunSlice): string | null {
@@ -177,6 +193,9 @@ export async function runScenario(input: Scenario, options: RunOptions): Promise
       throw new RunSetupError(`--shard ${slice.index}/${slice.count} needs a target (--target URL or a target in the scenario): every slice must run against the same broker, and each would otherwise start its own embedded one`);
     }
   }
+  if (options.clockSkewMs !== undefined && !(Number.isFinite(options.clockSkewMs) && Math.abs(options.clockSkewMs) <= MAX_CLOCK_SKEW_MS)) {
+    throw new RunSetupError(`--clock-skew-ms: expected a number of milliseconds from -${MAX_CLOCK_SKEW_MS} to ${MAX_CLOCK_SKEW_MS}, got ${String(options.clockSkewMs)}`);
+  }
   // With a slice, only its devices (and consumers) run here.
   const own = sliceDeviceCounts(scenario, slice);
   const totalDevices = own.devices;
@@ -234,7 +253,7 @@ export async function runScenario(input: Scenario, options: RunOptions): Promise
   };
   let epochMs = 0;
   const nowAt = (): number => (epochMs === 0 ? -1 : Date.now() - epochMs);
-  const chaos = new ChaosTimeline(scenario.chaos ?? [], {
+  const chaos = new ChaosTimeline((scenario.chaos ?? []).filter(options.chaosFilter ?? (() => true)), {
     broker,
     broadcast,
     event: (e) => reporter.event(e),
@@ -268,6 +287,8 @@ export async function runScenario(input: Scenario, options: RunOptions): Promise
     ports.push(channel.port1);
     channel.port1.on('message', onShardMessage);
     const task: ShardTask = { shard, shardCount: workers, scenario, devices, snapshotIntervalMs, port: channel.port2 };
+    if (slice !== undefined) task.slice = slice;
+    if (options.clockSkewMs !== undefined && options.clockSkewMs !== 0) task.clockSkewMs = options.clockSkewMs;
     return pool.run(task, { transferList: [channel.port2] }) as Promise<ShardResult>;
   });
   // A shard that crashes must end the run instead of leaving it waiting for messages that never come.
@@ -315,6 +336,7 @@ export async function runScenario(input: Scenario, options: RunOptions): Promise
   let outcome: RunResult['outcome'] = 'completed';
   const errors: string[] = [];
   let results: ShardResult[] = [];
+  let coordinatedEpochMs: number | null = null;
   try {
     // Prepare: consumers connect and subscribe before anything is published.
     broadcast({ type: 'prepare' });
@@ -328,8 +350,18 @@ export async function runScenario(input: Scenario, options: RunOptions): Promise
         throw new TargetUnreachableError(`no consumer could connect and subscribe: ${readyFailures[0] ?? 'unknown reason'}`);
       }
       for (const f of readyFailures) errors.push(f);
-
-      epochMs = Date.now() + 50;
+      if (options.startAt !== undefined) {
+        const at = await Promise.race([options.startAt(), failed, abortPromise.then(() => null)]);
+        if (at !== null) {
+          await Promise.race([delay(at - 50 - Date.now(), timers), failed, abortPromise]);
+          coordinatedEpochMs = at;
+        }
+      }
+    }
+    if (!aborted) {
+      epochMs = coordinatedEpochMs ?? Date.now() + 50;
+      const lateMs = Date.now() - epochMs;
+      if (lateMs > 0) reporter.event({ atMs: lateMs, level: 'warn', message: `this process started its timeline ${lateMs} ms after the shared t=0` });
       broadcast({ type: 'start', epochMs });
       chaos.start(epochMs);
       // Points are taken a little after each snapshot boundary (epoch + k × interval), when every shard's
@@ -431,6 +463,7 @@ export async function runScenario(input: Scenario, options: RunOptions): Promise
   if (slice !== undefined) {
     // The raw ledgers let `mqtt-sim merge` run the checker across every slice.
     result.shard = { index: slice.index, count: slice.count };
+    if (merged.clock !== undefined) result.sliceClock = merged.clock;
     result.ledgers = merged.ledgers;
   }
   judgeRun(result, scenario, merged.ledgers);

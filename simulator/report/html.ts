@@ -96,6 +96,10 @@ function callouts(result: RunResult): string {
     const more = result.errors.length > 10 ? `<li>… and ${result.errors.length - 10} more in run.json (errors)</li>` : '';
     out.push(`<div class="callout bad"><strong>Errors</strong><ul>${shown}${more}</ul></div>`);
   }
+  // How to read the numbers: a slice, or a merged run with its clock offsets between machines.
+  if (result.notes !== undefined && result.notes.length > 0) {
+    out.push(`<div class="callout"><strong>Notes</strong><ul>${result.notes.map((n) => `<li>${esc(n)}</li>`).join('')}</ul></div>`);
+  }
   return out.join('\n');
 }
 

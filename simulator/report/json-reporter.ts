@@ -17,6 +17,8 @@ export type JsonReportLine =
   | { type: 'phase'; phase: string; atMs: number }
   | { type: 'point'; point: TimelinePoint; counters?: Record<string, FleetCounters> }
   | ({ type: 'event' } & RunEvent)
+  /** Only with `--start-at stdin` (a process of `run --processes`): consumers subscribed, waiting for t=0 on stdin. */
+  | { type: 'ready'; pid: number }
   | { type: 'result'; reportDir: string | null; result: RunResult };
 
 /** As in run.json: non-finite numbers (`connectRatePerSec: Infinity`) as strings, not the null JSON.stringify writes. */

@@ -85,6 +85,41 @@ export interface BrokerViolations {
   examples: BrokerViolationExample[];
 }
 
+/**
+ * What one slice of a distributed run saw of the traffic from each slice (itself included), written with
+ * `shard` so `mqtt-sim merge` can estimate the clock offsets between the slices' machines and correct
+ * end-to-end latencies (simulator/orchestrator/clock-offsets.ts).
+ */
+export interface SliceClockRecord {
+  /** Keyed by the publishing slice's index ("1".."n"); only slices this one received stamped messages from. */
+  fromSlice: Record<string, SliceLatencySample>;
+}
+
+/** Deliveries from one publishing slice to the slice that recorded them. */
+export interface SliceLatencySample {
+  /** Smallest raw end-to-end latency (the receiver's clock minus the publisher's stamp), ms; negative when the publisher's clock is ahead. */
+  minE2eMs: number;
+  count: number;
+  /** e2e.qos0|1|2 histograms of the raw latencies of 0 and above (µs, as the run's e2e histograms). */
+  histograms: Record<string, string>;
+  /** Histograms of the magnitudes of negative raw latencies (a publisher's clock ahead of the receiver's), by the same names. */
+  negativeHistograms: Record<string, string>;
+}
+
+/** The clock offsets `mqtt-sim merge` estimated between slices, and what it corrected with them. */
+export interface ClockOffsets {
+  /** How they were estimated: from the minimum end-to-end latency both ways between pairs of slices (NTP-style), least squares over the pairs. */
+  method: 'min-e2e-both-ways';
+  /** The assumption the estimate rests on. */
+  assumption: string;
+  /** Per slice ("1".."n"): its clock minus slice 1's clock, ms; null when it could not be estimated. */
+  offsetsMs: Record<string, number | null>;
+  /** The pairs of slices with traffic both ways: minimum latency a→b and b→a, message counts, and the offset (clock b − clock a) this pair alone gives. */
+  pairs: Array<{ slices: [number, number]; minE2eMs: [number, number]; counts: [number, number]; offsetMs: number }>;
+  /** What was corrected with the offsets (histogram names, `checker times`); empty when nothing was. */
+  corrected: string[];
+}
+
 export interface RunResult {
   schemaVersion: number;
   tool: { name: 'mqtt-sim'; version: string };
@@ -135,6 +170,10 @@ export interface RunResult {
   shard?: { index: number; count: number };
   /** The slice's raw merged ledgers, written only with `shard`, so `mqtt-sim merge` can check deliveries across slices. */
   ledgers?: SerializedLedgers;
+  /** The slice's deliveries per publishing slice, for the clock offsets of `mqtt-sim merge`; written with `shard` when the run has 2 to 64 slices. */
+  sliceClock?: SliceClockRecord;
   /** Remarks on how to read the result (e.g. a merged run: latency across machines needs synchronized clocks). */
   notes?: string[];
+  /** A merged run: the clock offsets estimated between its slices and what they corrected (absent for a whole run). */
+  clockOffsets?: ClockOffsets;
 }

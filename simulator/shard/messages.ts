@@ -6,6 +6,8 @@ import type { MessagePort } from 'node:worker_threads';
 import type { Scenario } from '../scenario/types.js';
 import type { BrokerViolationExample, EncodedHistograms, FleetCounters, GeneratorHealth } from '../metrics/types.js';
 import type { SerializedLedgers } from '../verify/ledger.js';
+import type { RunSlice } from '../orchestrator/plan.js';
+import type { SliceClockRecord } from '../report/run-result.js';
 
 /** One device as the orchestrator assigns it to a shard. */
 export interface DeviceAssignment {
@@ -34,6 +36,10 @@ export interface ShardTask {
   /** Interval of snapshot messages, ms. */
   snapshotIntervalMs: number;
   port: MessagePort;
+  /** The slice of a distributed run this shard belongs to (`--shard index/count`); absent for a whole run. */
+  slice?: RunSlice;
+  /** Added to every clock reading of the shard (stamps, receive times, checker times): a test aid that stands for a machine whose clock is off (`--clock-skew-ms`). */
+  clockSkewMs?: number;
 }
 
 /** Orchestrator → shard. */
@@ -91,4 +97,6 @@ export interface ShardResult {
   errors: string[];
   /** The first protocol violations by the broker its clients saw (bounded; the counts are in `fleets`). */
   brokerViolations?: BrokerViolationExample[];
+  /** A slice of 2 to 64: its deliveries per publishing slice, for the clock offsets of `mqtt-sim merge`. */
+  clock?: SliceClockRecord;
 }

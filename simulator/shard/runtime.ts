@@ -23,7 +23,8 @@ import { HistogramSet } from '../metrics/histograms.js';
 import { LoopHealthMonitor } from '../metrics/loop-health.js';
 import type { BrokerViolationExample, BrokerViolationKind, DisconnectCause, FleetCounters } from '../metrics/types.js';
 import { histogramNames } from '../metrics/types.js';
-import { fleetLayout, fleetOfStream, type StreamRange } from '../orchestrator/plan.js';
+import { recordsSliceClock, SliceLatencyRecorder } from '../orchestrator/clock-offsets.js';
+import { fleetLayout, fleetOfStream, type RunSlice, type StreamRange } from '../orchestrator/plan.js';
 import { createPrng } from '../scenario/prng.js';
 import type { Scenario } from '../scenario/types.js';
 import { CheckerRecorder } from '../verify/checker-records.js';
@@ -43,14 +44,20 @@ export interface ShardOptions {
   scenario: Scenario;
   devices: DeviceAssignment[];
   snapshotIntervalMs: number;
+  /** The slice of a distributed run (`--shard index/count`): with 2 to 64 slices, deliveries are also recorded per publishing slice. */
+  slice?: RunSlice;
+  /** Added to every clock reading (a test aid: this shard behaves as on a machine whose clock is off by this much). */
+  clockSkewMs?: number;
 }
 
-/** Sub-millisecond clock for connect times; one object shared by every client. */
-const clientTimers = {
-  now: preciseNowMs,
-  setTimeout: (fn: () => void, ms: number): unknown => setTimeout(fn, ms),
-  clearTimeout: (handle: unknown): void => clearTimeout(handle as NodeJS.Timeout),
-};
+/** The shard's clock for its clients and links (connect times, fault timing); one object shared by every client of the shard. */
+function clientTimersFor(now: () => number): NonNullable<LeanClientOptions['timers']> {
+  return {
+    now,
+    setTimeout: (fn: () => void, ms: number): unknown => setTimeout(fn, ms),
+    clearTimeout: (handle: unknown): void => clearTimeout(handle as NodeJS.Timeout),
+  };
+}
 
 /** Messages a device may still have waiting in its client when the run stops; beyond this a publish is refused. */
 const MAX_QUEUED = 1000;
@@ -107,15 +114,29 @@ export class ShardRuntime implements PublicationHost {
   private readonly done: Promise<ShardResult>;
   private eventsSent = 0;
   private tls: ConnectionOptions | undefined;
-  /** Per fleet index: wall-clock ms (Date.now) until which a chaos partition keeps its devices offline; 0: none. */
+  /** Per fleet index: time on the shard's clock (this.now) until which a chaos partition keeps its devices offline; 0: none. */
   private readonly partitionedUntil: number[] = [];
   /** True while chaos cuts links: those disconnects are the experiment, not errors worth reporting. */
   private cutting = false;
+  /**
+   * The shard's one clock (epoch ms, sub-millisecond): stamps, receive times, the schedule, checker
+   * records. The machine's clock plus `clockSkewMs`, which tests use to stand for a machine whose clock is off.
+   */
+  readonly now: () => number;
+  private readonly skewMs: number;
+  private readonly timers: NonNullable<LeanClientOptions['timers']>;
+  /** Deliveries per publishing slice (a slice of 2 to 64), for the clock offsets of `mqtt-sim merge`. */
+  private readonly sliceLatency: SliceLatencyRecorder | null;
 
   constructor(private readonly options: ShardOptions, private readonly channel: ShardChannel) {
     this.shard = options.shard;
     this.scenario = options.scenario;
-    this.scheduler = new Scheduler(preciseNowMs, (late) => this.health.recordSlip(late));
+    const skew = options.clockSkewMs ?? 0;
+    this.skewMs = skew;
+    this.now = skew === 0 ? preciseNowMs : () => preciseNowMs() + skew;
+    this.timers = clientTimersFor(this.now);
+    this.sliceLatency = recordsSliceClock(options.slice) ? new SliceLatencyRecorder(options.scenario, options.slice.count) : null;
+    this.scheduler = new Scheduler(this.now, (late) => this.health.recordSlip(late));
     this.streamRanges = fleetLayout(this.scenario).streamRanges;
     this.e2eFleetNames = this.scenario.fleets.map((f) => histogramNames.e2eFleet(f.name));
     for (const fleet of this.scenario.fleets) {
@@ -215,7 +236,8 @@ export class ShardRuntime implements PublicationHost {
   }
 
   private start(epochMs: number): void {
-    this.epochMs = epochMs;
+    // The orchestrator's t=0 on this shard's clock (a skewed machine's orchestrator reads the same skewed clock).
+    this.epochMs = epochMs + this.skewMs;
     this.alignSnapshots();
     this.publishing = true;
     for (const d of this.devices) {
@@ -233,9 +255,9 @@ export class ShardRuntime implements PublicationHost {
   private async stop(): Promise<void> {
     this.publishing = false;
     for (const d of this.devices) for (const p of d.publications) this.deactivate(p);
-    const deadline = preciseNowMs() + this.scenario.drainMs;
+    const deadline = this.now() + this.scenario.drainMs;
     let outstanding = this.outstanding();
-    while (outstanding > 0 && preciseNowMs() < deadline) {
+    while (outstanding > 0 && this.now() < deadline) {
       await new Promise((r) => setTimeout(r, 50));
       outstanding = this.outstanding();
     }
@@ -253,7 +275,7 @@ export class ShardRuntime implements PublicationHost {
     this.publishing = false;
     this.scheduler.stop();
     const closing: Array<Promise<void>> = [];
-    const endMs = preciseNowMs();
+    const endMs = this.now();
     for (const d of this.devices) {
       if (d.state === 'planned' || d.state === 'stopped') continue;
       // After the drain, a subscription still in force counts as in force to the end of the run.
@@ -277,6 +299,7 @@ export class ShardRuntime implements PublicationHost {
       ledgers,
       errors: this.errors,
       brokerViolations: this.violationExamples,
+      ...(this.sliceLatency !== null ? { clock: this.sliceLatency.toRecord() } : {}),
     });
   }
 
@@ -288,7 +311,7 @@ export class ShardRuntime implements PublicationHost {
     if (this.snapshotTimer) clearTimeout(this.snapshotTimer); // an interval before start, a timeout after: Node clears both
     const interval = this.options.snapshotIntervalMs;
     const next = (): void => {
-      const now = Date.now();
+      const now = this.now();
       const k = Math.floor((now - this.epochMs) / interval) + 1;
       this.snapshotTimer = setTimeout(() => {
         this.postSnapshot();
@@ -299,7 +322,7 @@ export class ShardRuntime implements PublicationHost {
   }
 
   private postSnapshot(): void {
-    const atMs = this.epochMs === 0 ? 0 : preciseNowMs() - this.epochMs;
+    const atMs = this.epochMs === 0 ? 0 : this.now() - this.epochMs;
     this.channel.post({
       type: 'snapshot',
       shard: this.shard,
@@ -311,7 +334,7 @@ export class ShardRuntime implements PublicationHost {
     if (this.errors.length < MAX_ERRORS) this.errors.push(message);
     if (this.eventsSent < MAX_ERRORS) {
       this.eventsSent++;
-      const atMs = this.epochMs === 0 ? 0 : Math.round(preciseNowMs() - this.epochMs);
+      const atMs = this.epochMs === 0 ? 0 : Math.round(this.now() - this.epochMs);
       this.channel.post({ type: 'event', shard: this.shard, atMs, level: 'warn', message });
     }
   }
@@ -324,10 +347,10 @@ export class ShardRuntime implements PublicationHost {
     if (fleet < 0 || this.finished === null) return;
     let holdMs = 0;
     if (action.kind === 'partition') {
-      // Timeline time → wall clock: the orchestrator's epoch is a Date.now() value shared by every shard.
+      // Timeline time → the shard's clock: epochMs is the orchestrator's t=0 on it.
       const until = this.epochMs + action.untilMs;
       this.partitionedUntil[fleet] = until;
-      holdMs = until - Date.now();
+      holdMs = until - this.now();
       if (holdMs <= 0) return;
     }
     const detail = action.kind === 'partition' ? 'link cut by a chaos partition' : 'link cut by a chaos reconnect storm';
@@ -355,7 +378,7 @@ export class ShardRuntime implements PublicationHost {
     if (d.hasSubscriptions) d.client.subscribe(setup.subscriptions);
     d.state = 'connecting';
     // A device due to connect during a partition of its fleet waits for the network like the others.
-    const holdMs = (this.partitionedUntil[d.assignment.fleet] ?? 0) - Date.now();
+    const holdMs = (this.partitionedUntil[d.assignment.fleet] ?? 0) - this.now();
     if (holdMs > 0) d.client.cut('error', 'partitioned', holdMs);
     d.client.start();
   }
@@ -377,14 +400,14 @@ export class ShardRuntime implements PublicationHost {
       connectTimeoutMs: target.connectTimeoutMs,
       reconnect: { enabled: true, ...fleet.reconnect },
       random: d.random,
-      timers: clientTimers,
+      timers: this.timers,
     };
     if (target.username !== undefined) options.username = target.username;
     if (target.password !== undefined) options.password = target.password;
     if (this.tls) options.tls = this.tls;
     if (a.localAddress !== undefined) options.localAddress = a.localAddress;
     if (fleet.will) options.will = { ...fleet.will, payload: Buffer.from(fleet.will.payload) };
-    if (fleet.network !== undefined && !isTransparent(fleet.network)) options.createStream = deviceNetworkStream(d, this.scenario.seed, fleet.network);
+    if (fleet.network !== undefined && !isTransparent(fleet.network)) options.createStream = deviceNetworkStream(d, this.scenario.seed, fleet.network, this.timers);
     return options;
   }
 
@@ -413,7 +436,7 @@ export class ShardRuntime implements PublicationHost {
     d.state = 'stopping';
     for (const p of d.publications) this.deactivate(p);
     if (d.outstanding === 0) this.disconnect(d);
-    else this.scheduler.schedule(new Stopper(this, d, preciseNowMs() + STOP_GRACE_MS, true));
+    else this.scheduler.schedule(new Stopper(this, d, this.now() + STOP_GRACE_MS, true));
   }
 
   disconnect(d: Device): void {
@@ -446,7 +469,7 @@ export class ShardRuntime implements PublicationHost {
       return;
     }
     this.ledger.published(p.stream, seq, p.qos);
-    this.checkerRecords.published(p.stream, seq, scheduledMs, p.qos === 0 ? preciseNowMs() : -1, p.retain);
+    this.checkerRecords.published(p.stream, seq, scheduledMs, p.qos === 0 ? this.now() : -1, p.retain);
     c.published[p.qos]++;
     if (p.qos > 0) (d.pending ??= new Map()).set(token, nowMs);
   }
@@ -458,7 +481,7 @@ export class ShardRuntime implements PublicationHost {
     c.connectAttempts++;
     c.connects++;
     c.connected++;
-    const now = preciseNowMs();
+    const now = this.now();
     if (d.hasSubscriptions) this.checkerRecords.connected(d.assignment.device, now, sessionPresent);
     if (reconnect) {
       c.reconnects++;
@@ -480,13 +503,13 @@ export class ShardRuntime implements PublicationHost {
     if (wasConnected) {
       c.connected--;
       c.disconnects[cause]++;
-      d.lostAtMs = preciseNowMs();
+      d.lostAtMs = this.now();
       if (d.hasSubscriptions) this.checkerRecords.lost(d.assignment.device, d.lostAtMs, d.lastInboundMs);
     } else {
       c.connectAttempts++;
       c.connectFailures++;
     }
-    const injected = preciseNowMs() <= d.faultUntilMs;
+    const injected = this.now() <= d.faultUntilMs;
     if (cause !== 'normal' && !this.cutting && !injected) this.recordError(`${d.assignment.clientId}: ${wasConnected ? 'disconnected' : 'connect failed'} (${cause}${detail ? `: ${detail}` : ''})`);
     if (!d.everConnected && d.onReady && cause !== 'normal') {
       // A consumer that cannot connect during prepare fails readiness at once rather than at the deadline.
@@ -515,14 +538,17 @@ export class ShardRuntime implements PublicationHost {
     }
     c.delivered[qos]++;
     if (kind === 1) c.reordered[qos]++;
-    const micros = Math.max(1, Math.round((preciseNowMs() - stamp.scheduledMs) * 1000));
+    const rawMicros = (this.now() - stamp.scheduledMs) * 1000;
+    const micros = Math.max(1, Math.round(rawMicros));
+    // Across slices the raw latency holds the clock offset between the machines: merge estimates and removes it.
+    this.sliceLatency?.record(stamp.stream, stamp.qos as QoS, rawMicros);
     this.histograms.record(histogramNames.e2e, micros);
     this.histograms.record(histogramNames.e2eQos(stamp.qos as QoS), micros);
     const f = fleetOfStream(this.streamRanges, stamp.stream);
     if (f !== undefined) this.histograms.record(this.e2eFleetNames[f]!, micros);
     // A PLC answers every command with its state.
     if (d.reply !== null && this.publishing && d.state === 'running') {
-      const now = preciseNowMs();
+      const now = this.now();
       this.publish(d.reply, now, now);
     }
   }
@@ -532,7 +558,7 @@ export class ShardRuntime implements PublicationHost {
     const sentAt = d.pending?.get(token);
     if (sentAt !== undefined) {
       d.pending!.delete(token);
-      this.histograms.record(histogramNames.ackQos(qos), Math.max(1, Math.round((preciseNowMs() - sentAt) * 1000)));
+      this.histograms.record(histogramNames.ackQos(qos), Math.max(1, Math.round((this.now() - sentAt) * 1000)));
     }
     if (reasonCode < 0x80) {
       c.acknowledged[qos]++;
@@ -540,7 +566,7 @@ export class ShardRuntime implements PublicationHost {
       const pub = local === d.publications.length && d.reply ? d.reply : d.publications[local];
       if (pub) {
         this.ledger.acknowledged(pub.stream, tokenSeq(token));
-        this.checkerRecords.acknowledged(pub.stream, tokenSeq(token), preciseNowMs());
+        this.checkerRecords.acknowledged(pub.stream, tokenSeq(token), this.now());
       }
     } else {
       c.rejected[qos]++;
@@ -551,7 +577,7 @@ export class ShardRuntime implements PublicationHost {
 
   onSubscribed(d: Device, granted: number[]): void {
     d.subscribed = true;
-    this.checkerRecords.subscribed(d.assignment.device, preciseNowMs(), granted);
+    this.checkerRecords.subscribed(d.assignment.device, this.now(), granted);
     const refused = granted.filter((g) => g >= 0x80);
     if (refused.length > 0) {
       this.recordError(`${d.assignment.clientId}: subscription refused (${refused.map((g) => reasonCodeName(g)).join(', ')})`);
@@ -566,7 +592,7 @@ export class ShardRuntime implements PublicationHost {
     const c = d.counters;
     (c.violations ??= emptyViolationCounts())[kind]++;
     if (this.violationExamples.length >= MAX_VIOLATION_EXAMPLES) return;
-    const atMs = this.epochMs === 0 ? 0 : Math.round(preciseNowMs() - this.epochMs);
+    const atMs = this.epochMs === 0 ? 0 : Math.round(this.now() - this.epochMs);
     const clientId = d.assignment.clientId;
     this.violationExamples.push({ kind, clientId, fleet: d.fleet.name, at: new Date().toISOString(), atMs, detail });
     if (this.eventsSent < MAX_ERRORS) {
@@ -578,7 +604,7 @@ export class ShardRuntime implements PublicationHost {
   onBytes(d: Device, out: number, inb: number): void {
     d.counters.bytesOut += out;
     d.counters.bytesIn += inb;
-    if (inb > 0 && d.hasSubscriptions) d.lastInboundMs = preciseNowMs();
+    if (inb > 0 && d.hasSubscriptions) d.lastInboundMs = this.now();
   }
 }
 
@@ -586,7 +612,7 @@ export class ShardRuntime implements PublicationHost {
  * The device's network (simulator/faults): a fault link around every connection attempt, with its own
  * seeded stream of draws, and a failure clock and downtime that span its reconnects.
  */
-function deviceNetworkStream(d: Device, seed: number, profile: NonNullable<Device['fleet']['network']>): LeanClientOptions['createStream'] {
+function deviceNetworkStream(d: Device, seed: number, profile: NonNullable<Device['fleet']['network']>, timers: NonNullable<LeanClientOptions['timers']>): LeanClientOptions['createStream'] {
   const counters = d.counters;
   let plain: LeanClientOptions | undefined;
   const { createStream } = createDeviceNetwork<LeanClientOptions>(
@@ -601,13 +627,13 @@ function deviceNetworkStream(d: Device, seed: number, profile: NonNullable<Devic
       return openTransport(url, plain);
     },
     {
-      clock: clientTimers,
+      clock: timers,
       onEvent: (event) => {
         countLinkEvent(counters, event);
         // What follows a failure is expected: the cut itself, refused connects during the downtime, a
         // slow close, and for a half-open link the keepalive timeout (1.5 × keepalive) that notices it.
         // (Event times are relative to the link's origin; the current time is what the comparison needs.)
-        const now = preciseNowMs();
+        const now = timers.now();
         if (event.type === 'failure') {
           d.faultUntilMs = Math.max(d.faultUntilMs, now + event.downtimeMs + 1500 * d.fleet.keepaliveSec + FAULT_GRACE_MS);
         } else if (event.type === 'cut' || event.type === 'refused') {

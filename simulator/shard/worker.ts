@@ -5,7 +5,7 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import type { FromShard, ShardResult, ShardTask, ToShard } from './messages.js';
-import { ShardRuntime, type ShardChannel } from './runtime.js';
+import { ShardRuntime, type ShardChannel, type ShardOptions } from './runtime.js';
 
 function portChannel(port: MessagePort): ShardChannel {
   return {
@@ -18,10 +18,10 @@ function portChannel(port: MessagePort): ShardChannel {
 export default async function runShardTask(task: ShardTask): Promise<ShardResult> {
   const port = task.port;
   const channel = portChannel(port);
-  const runtime = new ShardRuntime(
-    { shard: task.shard, scenario: task.scenario, devices: task.devices, snapshotIntervalMs: task.snapshotIntervalMs },
-    channel,
-  );
+  const options: ShardOptions = { shard: task.shard, scenario: task.scenario, devices: task.devices, snapshotIntervalMs: task.snapshotIntervalMs };
+  if (task.slice !== undefined) options.slice = task.slice;
+  if (task.clockSkewMs !== undefined) options.clockSkewMs = task.clockSkewMs;
+  const runtime = new ShardRuntime(options, channel);
   try {
     return await runtime.result();
   } finally {

@@ -60,9 +60,21 @@ describe('checkFileLimit', () => {
     const check = checkFileLimit(10_000, { soft: 1024, hard: 4096 });
     expect(check.ok).toBe(false);
     expect(check.message).toContain('the hard limit is 4,096: one process can hold at most 4,032 devices.');
-    expect(check.message).toContain('Split the run over at least 3 processes (`--shard i/n`, coming in a later issue)');
+    expect(check.message).toContain('Split the run over at least 3 processes (`--processes 3` on this machine, or `--shard i/n` on several machines)');
     expect(check.message).toContain('source address pools');
-    expect(check.message).toContain('The embedded broker');
+    expect(check.message).toContain('The embedded broker is one process that holds every connection under the same limit: past it, run against several brokers (`--target URL --target URL ...`).');
+  });
+
+  it('with --processes N, checks the devices of one process (the largest slice)', () => {
+    expect(checkFileLimit(10_000, { soft: 4096, hard: 4096 }, 3)).toEqual({ ok: true });
+    const soft = checkFileLimit(10_000, { soft: 1024, hard: 524288 }, 2);
+    expect(soft.message).toBe(
+      '10,000 devices over 2 processes (5,000 each) need about 5,064 open files per process, but each process may open only 1,024 ' +
+        '(soft limit; hard limit 524,288). Run `ulimit -n 5064` in the shell before mqtt-sim.',
+    );
+    const hard = checkFileLimit(20_000, { soft: 4096, hard: 4096 }, 2);
+    expect(hard.message).toContain('20,000 devices over 2 processes (10,000 each) need about 10,064 open files per process, but the hard limit is 4,096');
+    expect(hard.message).toContain('Split the run over at least 5 processes (`--processes 5` on this machine');
   });
 });
 
