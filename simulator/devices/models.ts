@@ -5,14 +5,14 @@
  * - plc: subscribes to its commands, answers every command with its state (retained by default), and may
  *   also publish periodic state.
  * - consumer: a backend application: wildcard or shared subscriptions, optionally commands to a fleet.
- * Stream ids follow the order below; streamsPerDevice() in orchestrator/plan.ts must agree.
+ * Which streams a device has, and in which id order, is defined once in devices/streams.ts.
  */
 import type { QoS } from '../../protocol/packets.js';
 import { createPayloadBuilder } from '../scenario/generators.js';
-import { compileTemplate } from '../scenario/templates.js';
-import type { FleetSpec, PublishSpec, Scenario } from '../scenario/types.js';
+import type { FleetSpec, PayloadSpec, Scenario } from '../scenario/types.js';
 import { clientIdOf, deviceVars } from '../orchestrator/plan.js';
 import { Publication, type Device, type PublicationHost } from './device.js';
+import { commandStart, compiledTemplate, deviceStreamSpecs, renderTemplate } from './streams.js';
 
 export interface DeviceSetup {
   publications: Publication[];
@@ -20,14 +20,11 @@ export interface DeviceSetup {
   subscriptions: Array<{ topic: string; qos: QoS }>;
 }
 
-function render(template: string, vars: Record<string, string | number>): string {
-  return compileTemplate(template, Object.keys(vars))(vars);
-}
-
-function periodic(host: PublicationHost, device: Device, stream: number, local: number, spec: PublishSpec, vars: Record<string, string | number>): Publication {
-  const body = createPayloadBuilder(spec.payload, { vars, random: device.random });
-  return new Publication(host, device, stream, local, render(spec.topic, vars), spec.qos, spec.retain, spec.intervalMs, spec.jitter, body);
-}
+/** The payload of a PLC's reply: its state after the command. */
+const plcState: PayloadSpec = {
+  kind: 'json',
+  fields: { state: { kind: 'enum', values: ['open', 'closed', 'travelling'] }, position: { kind: 'uniform', min: 0, max: 100 }, at: { kind: 'timestamp' } },
+};
 
 /** Client ids of a fleet, rendered once per shard and shared by every consumer that commands it. */
 const targetCache = new WeakMap<FleetSpec, string[]>();
@@ -47,50 +44,30 @@ export function setUpDevice(scenario: Scenario, host: PublicationHost, device: D
   const base = assignment.streamBase;
   const publications: Publication[] = [];
   let reply: Publication | null = null;
-  switch (fleet.model) {
-    case 'sensor':
-    case 'plc':
-      fleet.publish.forEach((spec, i) => publications.push(periodic(host, device, base + i, i, spec, vars)));
-      if (fleet.model === 'plc') {
-        const r = fleet.reply ?? { topic: '{fleet}/{id}/state', qos: 1 as QoS, retain: true };
-        const local = fleet.publish.length;
-        const body = createPayloadBuilder(
-          { kind: 'json', fields: { state: { kind: 'enum', values: ['open', 'closed', 'travelling'] }, position: { kind: 'uniform', min: 0, max: 100 }, at: { kind: 'timestamp' } } },
-          { vars, random: device.random },
-        );
-        reply = new Publication(host, device, base + local, local, render(r.topic, vars), r.qos, r.retain, 0, 0, body);
+  for (const s of deviceStreamSpecs(scenario, fleet, vars)) {
+    switch (s.kind) {
+      case 'periodic': {
+        const body = createPayloadBuilder(s.spec.payload, { vars: s.vars, random: device.random });
+        publications.push(new Publication(host, device, base + s.local, s.local, renderTemplate(s.spec.topic, s.vars), s.spec.qos, s.spec.retain, s.spec.intervalMs, s.spec.jitter, body));
+        break;
       }
-      break;
-    case 'gateway': {
-      let local = 0;
-      for (let s = 0; s < fleet.sensorsPerDevice; s++) {
-        const sensorVars = { ...vars, sensor: s };
-        for (const spec of fleet.publish) {
-          publications.push(periodic(host, device, base + local, local, spec, sensorVars));
-          local++;
-        }
+      case 'reply': {
+        const body = createPayloadBuilder(plcState, { vars: s.vars, random: device.random });
+        reply = new Publication(host, device, base + s.local, s.local, renderTemplate(s.topic, s.vars), s.qos, s.retain, 0, 0, body);
+        break;
       }
-      break;
-    }
-    case 'consumer': {
-      const commands = fleet.commands;
-      if (commands) {
-        const targetFleet = scenario.fleets.find((f) => f.name === commands.fleet);
-        if (!targetFleet) throw new Error(`consumer ${fleet.name}: commands.fleet ${commands.fleet} does not exist`);
-        const targets = targetsOf(scenario, targetFleet);
-        const template = compileTemplate(commands.topic, [...Object.keys(vars), 'target']);
-        // Consumers of the fleet start at different targets so several of them cover the fleet evenly.
-        let cursor = Math.floor((assignment.index * targets.length) / Math.max(1, fleet.count));
-        const topic = (): string => {
-          const target = targets[cursor++ % targets.length]!;
-          return template({ ...vars, target });
-        };
-        const body = createPayloadBuilder(commands.payload, { vars, random: device.random });
-        publications.push(new Publication(host, device, base, 0, topic, commands.qos, false, commands.intervalMs, commands.jitter, body));
+      case 'commands': {
+        const { commands } = s;
+        const targets = targetsOf(scenario, s.targetFleet);
+        const template = compiledTemplate(commands.topic, [...Object.keys(s.vars), 'target']);
+        let cursor = commandStart(assignment.index, fleet.count, targets.length);
+        const topic = (): string => template({ ...s.vars, target: targets[cursor++ % targets.length]! });
+        const body = createPayloadBuilder(commands.payload, { vars: s.vars, random: device.random });
+        publications.push(new Publication(host, device, base + s.local, s.local, topic, commands.qos, false, commands.intervalMs, commands.jitter, body));
+        break;
       }
-      break;
     }
   }
-  const subscriptions = fleet.subscribe.map((s) => ({ topic: render(s.topic, vars), qos: s.qos }));
+  const subscriptions = fleet.subscribe.map((sub) => ({ topic: renderTemplate(sub.topic, vars), qos: sub.qos }));
   return { publications, reply, subscriptions };
 }

@@ -1,13 +1,13 @@
 /**
  * Who publishes what and who subscribes to what, rebuilt on the main thread from the scenario alone
- * (the same pure functions the shards use: plan.ts for ids and stream layout, the models' stream order).
+ * (the same pure functions the shards use: plan.ts for ids and stream layout, devices/streams.ts for each device's streams).
  * The checker reads ledgers keyed by stream id and device number; these catalogs give them a topic, a
  * QoS, a client id and the filters to match.
  */
 import type { QoS } from '../../protocol/packets.js';
 import { parseSharedFilter } from '../../protocol/topic.js';
 import { clientIdOf, deviceVars, fleetLayout, streamsPerDevice } from '../orchestrator/plan.js';
-import { compileTemplate } from '../scenario/templates.js';
+import { commandStart, compiledTemplate, deviceStreamSpecs, renderTemplate } from '../devices/streams.js';
 import type { FleetSpec, Scenario } from '../scenario/types.js';
 
 /** A command stream's topic names its next target: topic(seq) = topics[(start + seq) % topics.length]. */
@@ -75,73 +75,34 @@ export function topicOf(info: StreamInfo, seq: number): string {
   return r.topics[(r.start + seq) % r.topics.length]!;
 }
 
-/** Compiled templates by text and placeholder names: a fleet renders the same few templates for every device. */
-const compiled = new Map<string, (vars: Record<string, string | number>) => string>();
-
-function render(template: string, vars: Record<string, string | number>): string {
-  const names = Object.keys(vars);
-  const key = `${template}\u0000${names.join(',')}`;
-  let fn = compiled.get(key);
-  if (fn === undefined) {
-    fn = compileTemplate(template, names);
-    compiled.set(key, fn);
-  }
-  return fn(vars);
-}
-
-function targetsOf(scenario: Scenario, name: string, cache: Map<string, string[]>): string[] {
-  let ids = cache.get(name);
+function targetsOf(scenario: Scenario, fleet: FleetSpec, cache: Map<string, string[]>): string[] {
+  let ids = cache.get(fleet.name);
   if (ids === undefined) {
-    const fleet = scenario.fleets.find((f) => f.name === name);
-    if (fleet === undefined) throw new Error(`catalog: commands.fleet ${name} does not exist`);
     ids = Array.from({ length: fleet.count }, (_, i) => clientIdOf(scenario, fleet, i));
-    cache.set(name, ids);
+    cache.set(fleet.name, ids);
   }
   return ids;
 }
 
-/** The streams of one device, in the order of simulator/devices/models.ts (stream ids must agree with it). */
+/** The streams of one device, from the one definition the shards use too (devices/streams.ts). */
 function deviceStreams(scenario: Scenario, fleet: FleetSpec, index: number, device: number, base: number, targets: Map<string, string[]>): StreamInfo[] {
   const vars = deviceVars(scenario, fleet, index);
-  const clientId = String(vars.id);
-  const common = { fleet: fleet.name, device, clientId };
-  const out: StreamInfo[] = [];
-  switch (fleet.model) {
-    case 'sensor':
-    case 'plc':
-      fleet.publish.forEach((p, i) =>
-        out.push({ ...common, stream: base + i, topic: render(p.topic, vars), qos: p.qos, retain: p.retain, intervalMs: p.intervalMs, jitter: p.jitter }),
-      );
-      if (fleet.model === 'plc') {
-        const r = fleet.reply ?? { topic: '{fleet}/{id}/state', qos: 1 as QoS, retain: true };
-        out.push({ ...common, stream: base + fleet.publish.length, topic: render(r.topic, vars), qos: r.qos, retain: r.retain, intervalMs: 0, jitter: 0 });
+  const common = { fleet: fleet.name, device, clientId: String(vars.id) };
+  return deviceStreamSpecs(scenario, fleet, vars).map((s): StreamInfo => {
+    const stream = base + s.local;
+    switch (s.kind) {
+      case 'periodic':
+        return { ...common, stream, topic: renderTemplate(s.spec.topic, s.vars), qos: s.spec.qos, retain: s.spec.retain, intervalMs: s.spec.intervalMs, jitter: s.spec.jitter };
+      case 'reply':
+        return { ...common, stream, topic: renderTemplate(s.topic, s.vars), qos: s.qos, retain: s.retain, intervalMs: 0, jitter: 0 };
+      case 'commands': {
+        const ids = targetsOf(scenario, s.targetFleet, targets);
+        const template = compiledTemplate(s.commands.topic, [...Object.keys(s.vars), 'target']);
+        const topics = ids.map((target) => template({ ...s.vars, target }));
+        return { ...common, stream, topic: { topics, start: commandStart(index, fleet.count, ids.length) }, qos: s.commands.qos, retain: false, intervalMs: s.commands.intervalMs, jitter: s.commands.jitter };
       }
-      break;
-    case 'gateway': {
-      let local = 0;
-      for (let s = 0; s < fleet.sensorsPerDevice; s++) {
-        const sensorVars = { ...vars, sensor: s };
-        for (const p of fleet.publish) {
-          out.push({ ...common, stream: base + local, topic: render(p.topic, sensorVars), qos: p.qos, retain: p.retain, intervalMs: p.intervalMs, jitter: p.jitter });
-          local++;
-        }
-      }
-      break;
     }
-    case 'consumer': {
-      const c = fleet.commands;
-      if (c) {
-        const ids = targetsOf(scenario, c.fleet, targets);
-        const template = compileTemplate(c.topic, [...Object.keys(vars), 'target']);
-        const topics = ids.map((target) => template({ ...vars, target }));
-        // Same start as models.ts: consumers of one fleet begin at different targets.
-        const start = Math.floor((index * ids.length) / Math.max(1, fleet.count));
-        out.push({ ...common, stream: base, topic: { topics, start }, qos: c.qos, retain: false, intervalMs: c.intervalMs, jitter: c.jitter });
-      }
-      break;
-    }
-  }
-  return out;
+  });
 }
 
 export interface Catalogs {
@@ -167,11 +128,11 @@ export function buildCatalogs(scenario: Scenario, protocolVersion: 4 | 5 = scena
     for (let index = 0; index < fleet.count; index++) {
       const device = layout.fleetDeviceOffsets[f]! + index;
       if (perDevice > 0) streams.push(...deviceStreams(scenario, fleet, index, device, first + index * perDevice, targets));
-      if (fleet.will?.retain === true) retainedWillTopics.add(render(fleet.will.topic, deviceVars(scenario, fleet, index)));
+      if (fleet.will?.retain === true) retainedWillTopics.add(renderTemplate(fleet.will.topic, deviceVars(scenario, fleet, index)));
       if (fleet.subscribe.length > 0) {
         const vars = deviceVars(scenario, fleet, index);
         const subscriptions = fleet.subscribe.map((s): SubscriptionInfo => {
-          const filter = render(s.topic, vars);
+          const filter = renderTemplate(s.topic, vars);
           const shared = parseSharedFilter(filter);
           return { filter, match: shared === null ? filter : shared.filter, group: shared === null ? null : shared.group, qos: s.qos };
         });
