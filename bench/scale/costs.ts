@@ -97,12 +97,16 @@ export interface MillionEstimate {
   assumptions: string[];
 }
 
+/** How this benchmark reads a step's CPU and memory (it replaces the capacity command's sentence in the extrapolation). */
+const measuredHow =
+  'Simulator lines are per process, over the one-process steps that passed (ours and Mosquitto alike; the idle base run only when fewer than two passed); RSS is the highest reading over the steady window (all devices connected → end of the steady phase), CPU its mean over that window, read from /proc every second.';
+
 /** Linux's default ephemeral port range 32768-60999. */
 const EPHEMERAL_PORTS = 60999 - 32768;
 
 /** The cost model's extrapolation to `target` devices plus what it implies for brokers and addresses on this machine. */
 export function estimateFor(model: CostModel, target: number, limits: ShardLimits, intervalSeconds: number, portsPerSource = EPHEMERAL_PORTS): MillionEstimate {
-  const extrapolation = extrapolate(model, target, limits);
+  const extrapolation = extrapolate(model, target, limits, measuredHow);
   const fd = limits.fileDescriptorsPerProcess;
   // A broker process holds one socket per device, its consumer and its own files.
   const perBroker = Number.isFinite(fd) ? Math.max(1, Math.floor(fd) - spareFileDescriptors - 1) : null;
@@ -116,7 +120,6 @@ export function estimateFor(model: CostModel, target: number, limits: ShardLimit
     sourceAddressesPerBrokerPort: Math.ceil(target / portsPerSource),
     assumptions: [
       `Workload: every device sends one QoS 1 message every ${intervalSeconds} s (${Math.round(target / intervalSeconds).toLocaleString('en-US')} msg/s for ${target.toLocaleString('en-US')} devices), delivered once to one consumer; the CPU lines are for this rate and grow with it.`,
-      'Simulator lines are per process, over the one-process steps that passed (ours and Mosquitto alike; the idle base run only when fewer than two passed); RSS is the highest reading over the steady window (all devices connected → end of the steady phase), CPU its mean over that window, read from /proc every second.',
       'Broker lines are per process, over the one-broker steps that passed (its idle RSS at 0 devices only when fewer than two passed); the two-broker step is not fitted, it checks the model (modelCheck). The slope is the cost of one more device; the per-step figures (steady − idle) / devices also carry start-up garbage freed by the first collections, so they read low at small sizes.',
       `Shards here: ${Number.isFinite(fd) ? `${fd.toLocaleString('en-US')} open files (the hard limit, not raisable without privileges)` : 'unlimited open files'}, 1 core and ${(limits.memoryBytesPerShard / 2 ** 30).toFixed(1)} GiB (the machine's memory over its cores) per simulator process.`,
       perBroker === null

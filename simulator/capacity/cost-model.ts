@@ -215,7 +215,15 @@ function fitQuality(what: string, fit: LinearFit | null): string | null {
  * measured, or did not grow with devices, bounds nothing and gets no total (null), and the assumptions
  * say so. Throws RangeError unless targetDevices is a positive integer (the CLI validates it first).
  */
-export function extrapolate(model: CostModel, targetDevices: number, limits: ShardLimits): Extrapolation {
+/** How `mqtt-sim capacity` measures a step (stepUsage). */
+const capacityMeasurement =
+  'Simulator CPU is the mean over each step\'s steady phase (its first second left out, it still holds the ramp-up) for the whole process, every worker thread; memory is the peak resident set over the steady phase.';
+
+/**
+ * `measurement` replaces the sentence on how the per-step CPU and memory were read (the default describes
+ * `mqtt-sim capacity`: stepUsage over each step's steady phase); bench/scale reads them its own way.
+ */
+export function extrapolate(model: CostModel, targetDevices: number, limits: ShardLimits, measurement: string = capacityMeasurement): Extrapolation {
   if (!Number.isSafeInteger(targetDevices) || targetDevices < 1) throw new RangeError(`extrapolate: targetDevices must be a positive integer, got ${targetDevices}`);
   const fd = limits.fileDescriptorsPerProcess;
   const sim = model.simulator;
@@ -245,7 +253,7 @@ export function extrapolate(model: CostModel, targetDevices: number, limits: Sha
     shardLimitedBy,
     simulatorTotal,
     broker,
-    assumptions: assumptionsFor(model, targetDevices, limits, { bounds, binding: binding?.[0] ?? null, devicesPerShard, shards, brokerCpu: broker?.cpuCores ?? null }),
+    assumptions: assumptionsFor(model, targetDevices, limits, { bounds, binding: binding?.[0] ?? null, devicesPerShard, shards, brokerCpu: broker?.cpuCores ?? null }, measurement),
     bounds,
     limits: {
       fileDescriptorsPerProcess: Number.isFinite(fd) ? fd : null,
@@ -263,7 +271,7 @@ interface Sizing {
   brokerCpu: number | null;
 }
 
-function assumptionsFor(model: CostModel, target: number, limits: ShardLimits, sizing: Sizing): string[] {
+function assumptionsFor(model: CostModel, target: number, limits: ShardLimits, sizing: Sizing, measurement: string): string[] {
   const out: string[] = [];
   const sim = model.simulator;
   const fits = [sim.cpuCores, sim.rssBytes, model.broker?.cpuCores ?? null, model.broker?.rssBytes ?? null].filter((f): f is LinearFit => f !== null);
@@ -306,7 +314,7 @@ function assumptionsFor(model: CostModel, target: number, limits: ShardLimits, s
   if (sizing.devicesPerShard > defaultEphemeralPorts) {
     out.push(`More than ${formatCount(defaultEphemeralPorts)} connections from one source address to one broker address:port exhaust Linux's default local port range: give each shard's fleets several source addresses (sourceAddresses) or widen net.ipv4.ip_local_port_range.`);
   }
-  out.push('Simulator CPU is the mean over each step\'s steady phase (its first second left out, it still holds the ramp-up) for the whole process, every worker thread; memory is the peak resident set over the steady phase.');
+  out.push(measurement);
 
   const qualities = [fitQuality('simulator CPU', sim.cpuCores), fitQuality('simulator memory', sim.rssBytes), fitQuality('broker CPU', model.broker?.cpuCores ?? null), fitQuality('broker memory', model.broker?.rssBytes ?? null)]
     .filter((q): q is string => q !== null);
