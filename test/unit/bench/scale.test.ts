@@ -93,16 +93,18 @@ describe('the scale scenario', () => {
     }
   });
 
-  it('hands out fresh loopback source addresses, never 127.0.0.1, 10,000 devices each at most', () => {
+  it('hands out fresh loopback source addresses, never 127.0.0.1, 5,000 devices each at most', () => {
     const pool = new SourceAddressPool();
     expect(pool.take(2)).toEqual(['127.0.0.2', '127.0.0.3']);
     expect(pool.take(1)).toEqual(['127.0.0.4']);
     const many = pool.take(300);
     expect(many).not.toContain('127.0.0.1');
     expect(many).toContain('127.0.0.254');
-    expect(sourceAddressesNeeded(19_800)).toBe(2);
-    expect(sourceAddressesNeeded(36_000)).toBe(4);
+    expect(sourceAddressesNeeded(19_800)).toBe(4);
+    expect(sourceAddressesNeeded(36_000)).toBe(8);
     expect(sourceAddressesNeeded(10)).toBe(1);
+    expect(sourceAddressesNeeded(5_000)).toBe(1);
+    expect(sourceAddressesNeeded(5_001)).toBe(2);
   });
 });
 
