@@ -8,6 +8,7 @@
 import { extrapolate, fitLine, type ShardLimits } from '../../simulator/capacity/cost-model.js';
 import type { CostModel, Extrapolation, LinearFit } from '../../simulator/capacity/types.js';
 import { spareFileDescriptors } from '../../simulator/orchestrator/environment.js';
+import { DEVICES_PER_SOURCE_ADDRESS } from './scenario.js';
 import type { StepResult } from './summary.js';
 
 /** One process's usage at a device count: the points the lines are fitted through. */
@@ -91,8 +92,8 @@ export interface MillionEstimate {
   brokerProcessesByCpu: number | null;
   /** QoS 1 publishes per second the fleet offers, and as many deliveries to the consumers. */
   publishesPerSec: number;
-  /** Source addresses needed so no (source address, broker port) pair needs more than the ephemeral port range. */
-  sourceAddressesPerBrokerPort: number;
+  /** Source addresses needed at DEVICES_PER_SOURCE_ADDRESS devices each (binding slows past it, scenario.ts). */
+  sourceAddresses: number;
   /** Assumptions of this benchmark, besides the cost model's own. */
   assumptions: string[];
 }
@@ -105,7 +106,7 @@ const measuredHow =
 const EPHEMERAL_PORTS = 60999 - 32768;
 
 /** The cost model's extrapolation to `target` devices plus what it implies for brokers and addresses on this machine. */
-export function estimateFor(model: CostModel, target: number, limits: ShardLimits, intervalSeconds: number, portsPerSource = EPHEMERAL_PORTS): MillionEstimate {
+export function estimateFor(model: CostModel, target: number, limits: ShardLimits, intervalSeconds: number, devicesPerSource = DEVICES_PER_SOURCE_ADDRESS): MillionEstimate {
   const extrapolation = extrapolate(model, target, limits, measuredHow);
   const fd = limits.fileDescriptorsPerProcess;
   // A broker process holds one socket per device, its consumer and its own files.
@@ -117,7 +118,7 @@ export function estimateFor(model: CostModel, target: number, limits: ShardLimit
     // The epsilon keeps a fitted 20.000000001 cores from asking for a 21st process.
     brokerProcessesByCpu: brokerCpu === null ? null : Math.max(1, Math.ceil(brokerCpu - 1e-9)),
     publishesPerSec: Math.round(target / intervalSeconds),
-    sourceAddressesPerBrokerPort: Math.ceil(target / portsPerSource),
+    sourceAddresses: Math.ceil(target / devicesPerSource),
     assumptions: [
       `Workload: every device sends one QoS 1 message every ${intervalSeconds} s (${Math.round(target / intervalSeconds).toLocaleString('en-US')} msg/s for ${target.toLocaleString('en-US')} devices), delivered once to one consumer; the CPU lines are for this rate and grow with it.`,
       'Broker lines are per process, over the one-broker steps that passed (its idle RSS at 0 devices only when fewer than two passed); the two-broker step is not fitted, it checks the model (modelCheck). The slope is the cost of one more device; the per-step figures (steady − idle) / devices also carry start-up garbage freed by the first collections, so they read low at small sizes.',
@@ -125,7 +126,7 @@ export function estimateFor(model: CostModel, target: number, limits: ShardLimit
       perBroker === null
         ? 'Broker processes are not bounded by open files here.'
         : `One broker process holds at most ${perBroker.toLocaleString('en-US')} connections under the same open-file limit: ${Math.ceil(target / perBroker).toLocaleString('en-US')} broker processes (or one broker with a raised limit, if its single event loop keeps up).`,
-      `Connections from one source address to one broker port are bounded by the ephemeral port range (${EPHEMERAL_PORTS.toLocaleString('en-US')} ports): spread the fleet over source addresses (sourceAddresses) or broker ports.`,
+      `Connections from one source address to one broker port are bounded by the ephemeral port range (${EPHEMERAL_PORTS.toLocaleString('en-US')} ports), and binding slows well before that: at ${devicesPerSource.toLocaleString('en-US')} devices per source address (sourceAddresses), as this benchmark ran, ${Math.ceil(target / devicesPerSource).toLocaleString('en-US')} addresses.`,
     ],
   };
 }

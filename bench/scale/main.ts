@@ -327,7 +327,7 @@ async function main(): Promise<void> {
         log(`\n[${kind}] extrapolation to ${fmt(TARGET_DEVICES)} devices:`);
         for (const [k, v] of extrapolationRows(estimate.extrapolation)) log(`  ${k}: ${v}`);
         log(`  broker processes by open files: ${fmt(estimate.brokerProcessesByFileLimit)}, by CPU (one core each): ${fmt(estimate.brokerProcessesByCpu)}`);
-        log(`  QoS 1 publishes: ${fmt(estimate.publishesPerSec)}/s; source addresses per broker port: ${fmt(estimate.sourceAddressesPerBrokerPort)}`);
+        log(`  QoS 1 publishes: ${fmt(estimate.publishesPerSec)}/s; source addresses: ${fmt(estimate.sourceAddresses)}`);
         log('  assumptions:');
         for (const a of [...estimate.extrapolation.assumptions, ...estimate.assumptions]) log(`    - ${a}`);
       }

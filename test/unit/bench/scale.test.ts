@@ -358,7 +358,7 @@ describe('cost lines and the extrapolation to 1,000,000 devices', () => {
     expect(e.brokerProcessesByFileLimit).toBe(Math.ceil(1_000_000 / 19_935));
     expect(e.brokerProcessesByCpu).toBe(20);
     expect(e.publishesPerSec).toBe(16_667);
-    expect(e.sourceAddressesPerBrokerPort).toBe(Math.ceil(1_000_000 / 28_231));
+    expect(e.sourceAddresses).toBe(200);
     expect(e.assumptions.join('\n')).toMatch(/every 60 s/);
   });
 
