@@ -110,9 +110,12 @@ export class DeviceNetwork {
   private readonly eventRandom: () => number;
   private readonly linkSeed: number;
   private links = 0;
-  /** Absolute clock time of the next failure; Infinity when the profile has no disconnects. */
-  nextFailureAt = Infinity;
-  downUntil = -Infinity;
+  /**
+   * The schedule is kept relative to the origin, so the same seed gives bit-identical failure times
+   * whatever the clock read at the start (origin + t - origin is not always t in floating point).
+   */
+  private nextFailureRel = Infinity;
+  private downUntilRel = -Infinity;
   failures = 0;
   lastFailure: Failure | null = null;
 
@@ -125,7 +128,17 @@ export class DeviceNetwork {
     this.origin = clock.now();
     this.eventRandom = createPrng(seedOf(random), 1);
     this.linkSeed = seedOf(random);
-    if (profile.disconnects !== null && profile.disconnects.mtbfMs > 0) this.nextFailureAt = this.origin + this.timeToFailure();
+    if (profile.disconnects !== null && profile.disconnects.mtbfMs > 0) this.nextFailureRel = this.timeToFailure();
+  }
+
+  /** Absolute clock time of the next failure; Infinity when the profile has no disconnects. */
+  get nextFailureAt(): number {
+    return this.origin + this.nextFailureRel;
+  }
+
+  /** Absolute clock time until which the network is down (after a failure). */
+  get downUntil(): number {
+    return this.origin + this.downUntilRel;
   }
 
   private timeToFailure(): number {
@@ -138,14 +151,14 @@ export class DeviceNetwork {
     if (d === null) return;
     while (now >= this.nextFailureAt || force) {
       force = false;
-      const at = this.nextFailureAt;
+      const atRel = this.nextFailureRel;
       const mode = pickMode(this.profile.failure, this.eventRandom());
       const downtimeMs = d.downtimeMs.min + (d.downtimeMs.max - d.downtimeMs.min) * this.eventRandom();
       this.failures++;
-      this.lastFailure = { at, mode };
-      this.downUntil = at + downtimeMs;
-      this.nextFailureAt = this.downUntil + this.timeToFailure();
-      this.onEvent?.({ type: 'failure', atMs: at - this.origin, mode, downtimeMs });
+      this.lastFailure = { at: this.origin + atRel, mode };
+      this.downUntilRel = atRel + downtimeMs;
+      this.nextFailureRel = this.downUntilRel + this.timeToFailure();
+      this.onEvent?.({ type: 'failure', atMs: atRel, mode, downtimeMs });
     }
   }
 

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { presetNames } from '../../simulator/faults/profile.js';
-import { closeAllClients, collect, connectClient, startBroker, withTimeout, type TestBroker } from '../helpers/broker.js';
+import { closeAllClients, collect, connectClient, REFUSED_PORT, startBroker, withTimeout, type TestBroker } from '../helpers/broker.js';
 import { killAllCli, requireBuilt, spawnCli, type CliProcess } from '../helpers/cli-process.js';
 
 const LISTENING = /^mqtt-sim proxy listening on (127\.0\.0\.1):(\d+) → upstream (\S+)/;
@@ -79,11 +79,7 @@ describe('mqtt-sim proxy', () => {
   });
 
   it('closes the client connection when the upstream is unreachable, and keeps running', async () => {
-    const dead = net.createServer();
-    await new Promise<void>((resolve) => dead.listen(0, '127.0.0.1', resolve));
-    const deadPort = (dead.address() as net.AddressInfo).port;
-    await new Promise<void>((resolve) => dead.close(() => resolve()));
-    const { cli, url } = await startProxy(['--upstream', `127.0.0.1:${deadPort}`]);
+    const { cli, url } = await startProxy(['--upstream', `127.0.0.1:${REFUSED_PORT}`]);
     const port = Number(new URL(url).port);
     for (let i = 0; i < 2; i++) {
       const socket = net.connect({ host: '127.0.0.1', port });

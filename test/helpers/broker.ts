@@ -3,6 +3,13 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { createBroker, type Broker } from '../../broker/broker.js';
 import type { BrokerOptions } from '../../broker/options.js';
 
+/**
+ * A loopback port that refuses connections (ECONNREFUSED): nothing listens on port 1, and no test's
+ * port-0 listener can be given it (the kernel picks those from the ephemeral range). A port freed by
+ * closing a listener is not safe: another test file's broker may be given it meanwhile.
+ */
+export const REFUSED_PORT = 1;
+
 export interface TestBroker {
   broker: Broker;
   port: number;

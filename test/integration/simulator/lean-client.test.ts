@@ -12,7 +12,7 @@ import type { Packet, QoS } from '../../../protocol/index.js';
 import { LeanClient } from '../../../simulator/client/lean-client.js';
 import type { LeanClientHandler, LeanClientOptions } from '../../../simulator/client/types.js';
 import type { DisconnectCause } from '../../../simulator/metrics/types.js';
-import { startBroker, withTimeout, type TestBroker } from '../../helpers/broker.js';
+import { REFUSED_PORT, startBroker, withTimeout, type TestBroker } from '../../helpers/broker.js';
 import { createTestPki, type TestPki } from '../../helpers/certificates.js';
 import { killAllChildren, spawnChild } from '../../helpers/child-process.js';
 import { findOnPath, mosquittoBrokerPath, probes, requireProgram } from '../../helpers/external.js';
@@ -138,7 +138,8 @@ function rawServer(version: 4 | 5, onConn?: (c: RawConn) => void): Promise<RawSe
 afterEach(closeAllRawServers);
 
 /** A port nothing listens on: bound, noted, closed. */
-async function closedPort(): Promise<number> {
+/** A port free a moment ago, for a program that needs its listening port on the command line (Mosquitto). */
+async function freePort(): Promise<number> {
   const s = net.createServer();
   await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
   const port = (s.address() as net.AddressInfo).port;
@@ -233,8 +234,7 @@ describe('against the reference broker', () => {
 
   for (const version of [4, 5] as const) {
     it(`reconnects with backoff after the broker drops it and resumes its session (level ${version})`, async () => {
-      const dead = await closedPort();
-      const g = gate(tb.port, dead);
+      const g = gate(tb.port, REFUSED_PORT);
       const topic = `lean/resume/${version}`;
       const sub = device(tb.url, {
         protocolVersion: version, clean: false, sessionExpirySec: 300, createStream: g.createStream,
@@ -265,7 +265,7 @@ describe('against the reference broker', () => {
   }
 
   it('completes every QoS 1 message when the link dies with messages in flight (resent, acknowledged, delivered)', async () => {
-    const g = gate(tb.port, await closedPort());
+    const g = gate(tb.port, REFUSED_PORT);
     const topic = 'lean/cut/qos1';
     const sub = device(tb.url, { clean: false, sessionExpirySec: 300 });
     await connected(sub);
@@ -492,7 +492,7 @@ describe('against raw servers', () => {
   });
 
   it("reports an unreachable port as 'error' ECONNREFUSED and keeps retrying when reconnect is enabled", async () => {
-    const port = await closedPort();
+    const port = REFUSED_PORT;
     const once = device(`mqtt://127.0.0.1:${port}`);
     await once.until(() => once.disconnects.length === 1, 'no failure');
     expect(once.disconnects[0]).toEqual({ cause: 'error', detail: 'ECONNREFUSED', wasConnected: false, willRetry: false });
@@ -535,7 +535,7 @@ describe('against Mosquitto', () => {
 
     beforeAll(async () => {
       dir = mkdtempSync(path.join(tmpdir(), 'lean-client-mosquitto-'));
-      port = await closedPort();
+      port = await freePort();
       url = `mqtt://127.0.0.1:${port}`;
       const conf = path.join(dir, 'mosquitto.conf');
       writeFileSync(conf, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'log_dest stdout', ''].join('\n'));
@@ -570,7 +570,7 @@ describe('against Mosquitto', () => {
       }
 
       it(`resumes a persistent session at level ${version}: messages sent while offline arrive after the reconnect`, async () => {
-        const g = gate(port, await closedPort());
+        const g = gate(port, REFUSED_PORT);
         const topic = `lean/mosq/resume/${version}`;
         const sub = device(url, {
           protocolVersion: version, clean: false, sessionExpirySec: 300, createStream: g.createStream,
