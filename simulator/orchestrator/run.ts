@@ -385,7 +385,10 @@ export async function runScenario(input: Scenario, options: RunOptions): Promise
       // Quiet also needs every subscriber connected with no (re)connect during the interval: a
       // persistent session resumed just before the end gets its queued messages only after its CONNACK,
       // and ending the run then would count them as lost (seen under load with 3G links that fail often).
-      const subscribers = scenario.fleets.filter((f) => f.subscribe.length > 0).map((f) => f.name);
+      // Devices that subscribe (PLCs taking commands) leave during ramp-down; consumers stay to the end.
+      const subscribers = scenario.fleets
+        .filter((f) => f.subscribe.length > 0 && (f.model === 'consumer' || scenario.phases.rampDownMs <= 0))
+        .map((f) => f.name);
       const quietDeadline = Date.now() + scenario.drainMs;
       let last = '';
       while (!aborted && Date.now() < quietDeadline) {
