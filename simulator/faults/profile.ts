@@ -234,3 +234,35 @@ export function meanLatency(l: LatencyDist): number {
       return l.alpha > 1 ? (l.alpha * l.min) / (l.alpha - 1) : l.max;
   }
 }
+
+/** The longest one-way delay a latency distribution gives (normal: mean + 4 standard deviations). */
+export function latencyCeilingMs(l: LatencyDist): number {
+  switch (l.dist) {
+    case 'fixed':
+      return l.ms;
+    case 'uniform':
+    case 'pareto':
+      return l.max;
+    case 'normal':
+      return l.mean + 4 * l.stddev;
+  }
+}
+
+/**
+ * How long deliveries over this network can pause while bytes are still on their way, ms: a round trip
+ * at the latency ceiling plus two retransmission stalls each way (bursty loss chains them). A run's drain
+ * does not call deliveries finished before they have been quiet for longer than this.
+ */
+export function deliveryPauseMs(p: NetworkProfile): number {
+  const side = (d: DirectionProfile): number => latencyCeilingMs(d.latency) + d.jitterMs + (d.loss.model === 'none' ? 0 : 2 * d.loss.stallMs);
+  return side(p.up) + side(p.down);
+}
+
+/**
+ * How long deliveries to the subscribers of a run can pause while still on their way: the longest
+ * deliveryPauseMs over the networks of the fleets that subscribe (0 when none has a network). The drain
+ * waits for quiet longer than this, and what was published within it of the end is not judged lost.
+ */
+export function subscriberPauseMs(fleets: ReadonlyArray<{ subscribe: readonly unknown[]; network?: NetworkProfile }>): number {
+  return Math.max(0, ...fleets.filter((f) => f.subscribe.length > 0).map((f) => (f.network === undefined ? 0 : deliveryPauseMs(f.network))));
+}

@@ -28,6 +28,7 @@ import { judgeRun } from './judge.js';
 import { planDevices, sliceDeviceCounts, type RunSlice } from './plan.js';
 import { expectedPublishRates } from '../scenario/rates.js';
 import { PidUsageSampler, SelfUsageSampler } from '../metrics/process-usage.js';
+import { subscriberPauseMs } from '../faults/profile.js';
 
 export interface RunOptions {
   workers: number;
@@ -386,11 +387,14 @@ export async function runScenario(input: Scenario, options: RunOptions): Promise
       // persistent session resumed just before the end gets its queued messages only after its CONNACK,
       // and ending the run then would count them as lost (seen under load with 3G links that fail often).
       // Devices that subscribe (PLCs taking commands) leave during ramp-down; consumers stay to the end.
-      const subscribers = scenario.fleets
-        .filter((f) => f.subscribe.length > 0 && (f.model === 'consumer' || scenario.phases.rampDownMs <= 0))
-        .map((f) => f.name);
+      const subscriberFleets = scenario.fleets.filter((f) => f.subscribe.length > 0 && (f.model === 'consumer' || scenario.phases.rampDownMs <= 0));
+      const subscribers = subscriberFleets.map((f) => f.name);
+      // Over lossy links deliveries pause for retransmission stalls while messages are still on their way
+      // (3G: a second each, chained in bursts): quiet must last longer than the slowest such pause.
+      const quietMs = subscriberPauseMs(subscriberFleets);
       const quietDeadline = Date.now() + scenario.drainMs;
       let last = '';
+      let quietSince = Date.now();
       while (!aborted && Date.now() < quietDeadline) {
         await Promise.race([delay(snapshotIntervalMs + 100, timers), abortPromise, failed]);
         const counters = aggregator.latestCounters();
@@ -399,8 +403,12 @@ export async function runScenario(input: Scenario, options: RunOptions): Promise
         const subs = subscribers.map((name) => counters[name]).filter((c) => c !== undefined);
         const settled = subs.every((c) => c.connected >= c.devices);
         const state = `${seen}/${subs.reduce((n, c) => n + c.connects, 0)}`;
-        if (settled && state === last) break;
-        last = state;
+        if (state !== last || !settled) {
+          last = state;
+          quietSince = Date.now();
+          continue;
+        }
+        if (Date.now() - quietSince >= quietMs) break;
       }
       if (outstandingAfterDrain > 0) errors.push(`${outstandingAfterDrain} QoS 1/2 publish(es) were still unacknowledged after the ${scenario.drainMs} ms drain`);
     }

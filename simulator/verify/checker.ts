@@ -254,8 +254,10 @@ function presenceOf(events: readonly SessionEvent[], subscriptionCount: number, 
         if (open !== null && pendingLost === null) pendingLost = lostAt;
         break;
       case 'end':
+        // In force up to the end; a message whose bracket (± margin) reaches past it may still have been
+        // on its way when the run finished: across the boundary, so indeterminate if missing.
         if (open !== null && pendingLost === null) {
-          out.push(open, Infinity);
+          out.push(open, Math.max(open, e.atMs));
           open = null;
         }
         ended = true;

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { describeProfile, profilesTable } from '../../../../simulator/faults/describe.js';
 import { DeviceNetwork, sampleLatency, type LinkClock, type LinkEvent } from '../../../../simulator/faults/link.js';
 import { parseBandwidth, parseNetworkSpec } from '../../../../simulator/faults/network-spec.js';
-import { isTransparent, presetNames, presets, resolveProfile } from '../../../../simulator/faults/profile.js';
+import { deliveryPauseMs, isTransparent, latencyCeilingMs, presetNames, presets, resolveProfile } from '../../../../simulator/faults/profile.js';
 import { parseScenario, ScenarioError } from '../../../../simulator/scenario/load.js';
 import { createPrng } from '../../../../simulator/scenario/prng.js';
 
@@ -239,5 +239,18 @@ describe('the device network failure schedule', () => {
     clock.t += 10_000;
     network.advance(clock.t);
     expect([...modes]).toEqual(['halfOpen']);
+  });
+});
+
+describe('how long deliveries can pause on a network (the drain waits longer than this before calling them done)', () => {
+  it('is a round trip at the latency ceiling plus two retransmission stalls each way', () => {
+    expect(latencyCeilingMs({ dist: 'fixed', ms: 7 })).toBe(7);
+    expect(latencyCeilingMs({ dist: 'uniform', min: 1, max: 10 })).toBe(10);
+    expect(latencyCeilingMs({ dist: 'pareto', min: 50, alpha: 2, max: 250 })).toBe(250);
+    expect(latencyCeilingMs({ dist: 'normal', mean: 25, stddev: 6 })).toBe(49);
+    expect(deliveryPauseMs(presets.lan)).toBe(0);
+    // 3G: 250 ms ceiling + 20 ms jitter + 2 × 1 s stalls, each way.
+    expect(deliveryPauseMs(presets['cellular-3g'])).toBe(2 * (250 + 20 + 2_000));
+    expect(deliveryPauseMs(presets['cellular-3g'])).toBeGreaterThan(deliveryPauseMs(presets['cellular-4g']));
   });
 });
