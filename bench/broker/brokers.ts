@@ -7,15 +7,14 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort, HOST, sleep, tryConnect } from '../lib/net.js';
 
 export type BrokerName = 'mosquitto' | 'aedes' | 'ours';
 export const brokerNames: readonly BrokerName[] = ['mosquitto', 'aedes', 'ours'];
 
-export const HOST = '127.0.0.1';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The project root: this file is dist/bench/broker/brokers.js once built. */
@@ -94,35 +93,8 @@ process.on('exit', () => {
   }
 });
 
-/** A port nobody listens on right now (bound to port 0, read, released). */
-export function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, HOST, () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolvePort(port));
-    });
-  });
-}
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
 
-function tryConnect(port: number): Promise<boolean> {
-  return new Promise((resolveOk) => {
-    const socket = net.connect({ port, host: HOST });
-    const done = (ok: boolean): void => {
-      socket.destroy();
-      resolveOk(ok);
-    };
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
-    socket.setTimeout(500, () => done(false));
-  });
-}
 
 /** Availability of our broker: the CLI must build and know the `broker` command. */
 export function oursAvailability(): { available: boolean; note: string } {

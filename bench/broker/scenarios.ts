@@ -6,7 +6,8 @@
  * window → publishers stop → drain of at most 2 s. Loss = published × subscribers − distinct deliveries.
  */
 import type { QoS } from '../../protocol/index.js';
-import { HOST, type RunningBroker } from './brokers.js';
+import type { RunningBroker } from './brokers.js';
+import { HOST } from '../lib/net.js';
 import { connectMany, Fixed, ioCounters, PublishTemplate, type Connection } from './client.js';
 import { DeliveryLedger } from './delivery-ledger.js';
 import { diskWriteBytes, MachineCpuSampler, ProcessSampler, rssKb, SelfCpuSampler, type ProcessUsage } from './proc-stat.js';

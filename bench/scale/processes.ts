@@ -8,16 +8,15 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
-import net from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fileLimit, type FileLimit } from '../../simulator/orchestrator/environment.js';
+import { freePort, HOST, sleep, tryConnect } from '../lib/net.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The project root: this file is dist/bench/scale/processes.js once built. */
 export const projectRoot = resolve(here, '../../..');
 export const CLI = resolve(projectRoot, 'dist/cli/main.js');
-export const HOST = '127.0.0.1';
 
 /** Children still running. */
 const live = new Set<ChildProcess>();
@@ -132,35 +131,8 @@ export function spawnTracked(name: string, command: string, args: readonly strin
   return { name, pid: child.pid ?? -1, process: child, exited, exitStatus: () => status, exitCode: () => code, stop };
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
 
-/** A port nobody listens on right now (bound to port 0, read, released). */
-export function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, HOST, () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolvePort(port));
-    });
-  });
-}
 
-function tryConnect(port: number): Promise<boolean> {
-  return new Promise((resolveOk) => {
-    const socket = net.connect({ port, host: HOST });
-    const done = (ok: boolean): void => {
-      socket.destroy();
-      resolveOk(ok);
-    };
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
-    socket.setTimeout(500, () => done(false));
-  });
-}
 
 /** Resolves once `port` accepts TCP connections; throws when the child exits first or after timeoutMs. */
 export async function waitForPort(child: Child, port: number, timeoutMs: number, logTail: () => string): Promise<void> {

@@ -12,8 +12,9 @@ import { join } from 'node:path';
 import type { RunResult } from '../../simulator/report/run-result.js';
 import { spareFileDescriptors } from '../../simulator/orchestrator/environment.js';
 import {
-  CLI, fileTail, freePort, HOST, projectRoot, sleep, spawnTracked, waitForPort, type Child,
+  CLI, fileTail, projectRoot, spawnTracked, waitForPort, type Child,
 } from './processes.js';
+import { freePort, HOST, sleep } from '../lib/net.js';
 import { countFds, FdWatch, ProcessWatch, readProcess, type FdProgress, type ProcReading } from './sampler.js';
 import { DEVICE_FLEET, scaleScenarioYaml, scaleTiming, sliceShare } from './scenario.js';
 

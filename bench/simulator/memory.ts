@@ -19,7 +19,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { rssKb } from '../broker/proc-stat.js';
-import { HOST, startBroker, type RunningBroker } from '../broker/brokers.js';
+import { startBroker, type RunningBroker } from '../broker/brokers.js';
+import { HOST } from '../lib/net.js';
 import { errorText, sleep } from './common.js';
 
 const here = dirname(fileURLToPath(import.meta.url));

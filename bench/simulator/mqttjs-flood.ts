@@ -13,7 +13,8 @@
  * window → stop.
  */
 import mqtt, { type MqttClient } from 'mqtt';
-import { HOST, startBroker, type RunningBroker } from '../broker/brokers.js';
+import { startBroker, type RunningBroker } from '../broker/brokers.js';
+import { HOST } from '../lib/net.js';
 import { ProcessSampler, SelfCpuSampler } from '../broker/proc-stat.js';
 import { brokerUnreadBytes, errorText, round, sleep } from './common.js';
 import { BODY_BYTES, RATE_DEVICES, STAMP_BYTES, type Qos } from './rate.js';

@@ -16,7 +16,8 @@
  *   - and the run itself completed with every device connected.
  */
 import { ProcessSampler, SelfCpuSampler } from '../broker/proc-stat.js';
-import { HOST, startBroker, type RunningBroker } from '../broker/brokers.js';
+import { startBroker, type RunningBroker } from '../broker/brokers.js';
+import { HOST } from '../lib/net.js';
 import { runScenario } from '../../simulator/orchestrator/run.js';
 import type { RunResult } from '../../simulator/report/run-result.js';
 import { parseScenario } from '../../simulator/scenario/load.js';
