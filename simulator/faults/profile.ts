@@ -257,12 +257,3 @@ export function deliveryPauseMs(p: NetworkProfile): number {
   const side = (d: DirectionProfile): number => latencyCeilingMs(d.latency) + d.jitterMs + (d.loss.model === 'none' ? 0 : 2 * d.loss.stallMs);
   return side(p.up) + side(p.down);
 }
-
-/**
- * How long deliveries to the subscribers of a run can pause while still on their way: the longest
- * deliveryPauseMs over the networks of the fleets that subscribe (0 when none has a network). The drain
- * waits for quiet longer than this, and what was published within it of the end is not judged lost.
- */
-export function subscriberPauseMs(fleets: ReadonlyArray<{ subscribe: readonly unknown[]; network?: NetworkProfile }>): number {
-  return Math.max(0, ...fleets.filter((f) => f.subscribe.length > 0).map((f) => (f.network === undefined ? 0 : deliveryPauseMs(f.network))));
-}

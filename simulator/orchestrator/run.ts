@@ -28,7 +28,7 @@ import { judgeRun } from './judge.js';
 import { planDevices, sliceDeviceCounts, type RunSlice } from './plan.js';
 import { expectedPublishRates } from '../scenario/rates.js';
 import { PidUsageSampler, SelfUsageSampler } from '../metrics/process-usage.js';
-import { subscriberPauseMs } from '../faults/profile.js';
+import { deliveryPauseMs } from '../faults/profile.js';
 
 export interface RunOptions {
   workers: number;
@@ -391,7 +391,7 @@ export async function runScenario(input: Scenario, options: RunOptions): Promise
       const subscribers = subscriberFleets.map((f) => f.name);
       // Over lossy links deliveries pause for retransmission stalls while messages are still on their way
       // (3G: a second each, chained in bursts): quiet must last longer than the slowest such pause.
-      const quietMs = subscriberPauseMs(subscriberFleets);
+      const quietMs = Math.max(0, ...subscriberFleets.map((f) => (f.network === undefined ? 0 : deliveryPauseMs(f.network))));
       const quietDeadline = Date.now() + scenario.drainMs;
       let last = '';
       let quietSince = Date.now();

@@ -18,7 +18,7 @@ import { setUpDevice } from '../devices/models.js';
 import { emptyFleetCounters, emptyViolationCounts } from '../metrics/counters.js';
 import { countLinkEvent } from '../faults/fault-counters.js';
 import { createDeviceNetwork } from '../faults/link.js';
-import { subscriberPauseMs } from '../faults/profile.js';
+import { deliveryPauseMs } from '../faults/profile.js';
 import { isTransparent } from '../faults/profile.js';
 import { HistogramSet } from '../metrics/histograms.js';
 import { LoopHealthMonitor } from '../metrics/loop-health.js';
@@ -104,8 +104,6 @@ export class ShardRuntime implements PublicationHost {
   private readonly ledger = new ShardLedger();
   /** Publish times and subscriber sessions for the delivery checker. */
   private readonly checkerRecords = new CheckerRecorder();
-  /** How long deliveries to this run's subscribers can pause on their networks (faults/profile.ts subscriberPauseMs). */
-  private readonly settleMs: number;
   private readonly scheduler: Scheduler;
   private readonly errors: string[] = [];
   private readonly violationExamples: BrokerViolationExample[] = [];
@@ -134,7 +132,6 @@ export class ShardRuntime implements PublicationHost {
   constructor(private readonly options: ShardOptions, private readonly channel: ShardChannel) {
     this.shard = options.shard;
     this.scenario = options.scenario;
-    this.settleMs = subscriberPauseMs(options.scenario.fleets);
     const skew = options.clockSkewMs ?? 0;
     this.skewMs = skew;
     this.now = skew === 0 ? preciseNowMs : () => preciseNowMs() + skew;
@@ -282,10 +279,13 @@ export class ShardRuntime implements PublicationHost {
     const endMs = this.now();
     for (const d of this.devices) {
       if (d.state === 'planned' || d.state === 'stopped') continue;
-      // After the drain, a subscription still in force counts as in force to the end of the run; over
-      // lossy links the end is set back by how long deliveries can pause on them, so a message routed
-      // just before the finish and still on its way is indeterminate if missing, not lost.
-      if (graceful && d.hasSubscriptions) this.checkerRecords.end(d.assignment.device, endMs - this.settleMs);
+      // After the drain, a subscription still in force counts as in force to the end of the run; on a
+      // lossy link the end is set back by how long deliveries can pause on it, so a message routed just
+      // before the finish and still on its way is indeterminate if missing, not lost.
+      if (graceful && d.hasSubscriptions) {
+        const network = d.fleet.network;
+        this.checkerRecords.end(d.assignment.device, endMs - (network === undefined ? 0 : deliveryPauseMs(network)));
+      }
       d.state = 'stopped';
       if (graceful) closing.push(d.client.stop(true).catch(() => undefined));
       else d.client.destroy();
