@@ -13,10 +13,17 @@ export interface ReporterChoiceInput {
   env: Readonly<Record<string, string | undefined>>;
 }
 
-/** CI providers set CI (GitHub Actions, GitLab, CircleCI, Travis, Buildkite...); "false" and "0" mean not. */
+/**
+ * CI providers set CI (GitHub Actions, GitLab, CircleCI, Travis, Buildkite...) or CONTINUOUS_INTEGRATION;
+ * "false" and "0" mean not. This is ink's own rule (is-in-ci): where it holds, ink draws no live frames,
+ * only the last one at the end, so a dashboard there would show nothing while the run goes.
+ */
 function inCi(env: ReporterChoiceInput['env']): boolean {
-  const ci = env['CI'];
-  return ci !== undefined && ci !== '' && ci !== 'false' && ci !== '0';
+  const set = (key: string): boolean => {
+    const value = env[key];
+    return value !== undefined && value !== 'false' && value !== '0';
+  };
+  return set('CI') || set('CONTINUOUS_INTEGRATION');
 }
 
 export function chooseReporter(input: ReporterChoiceInput): ReporterKind {

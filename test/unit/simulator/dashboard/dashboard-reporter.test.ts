@@ -5,11 +5,20 @@
  */
 import { EventEmitter } from 'node:events';
 import { stripVTControlCharacters } from 'node:util';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createDashboardReporter, type DashboardReporter } from '../../../../simulator/dashboard/dashboard-reporter.js';
 import { formatSummary } from '../../../../simulator/report/summary.js';
 import { waitUntil } from '../../../helpers/wait.js';
 import { countersAt, fixture, startInfo, t0 } from './fixture-run.js';
+
+// Under CI (CI or CONTINUOUS_INTEGRATION set), ink draws no live frames: it keeps the last one and writes it
+// only at unmount, and it decides this once, when it is first imported. The product never puts the dashboard
+// on a CI terminal (chooseReporter picks plain lines there), so these tests take ink out of CI mode, before
+// any import, to test the live drawing a user's terminal gets.
+vi.hoisted(() => {
+  process.env['CI'] = '0';
+  delete process.env['CONTINUOUS_INTEGRATION'];
+});
 
 class FakeTerminal extends EventEmitter {
   columns = 100;

@@ -18,7 +18,11 @@ describe('chooseReporter', () => {
     expect(chooseReporter({ ...tty, env: { CI: 'true' } })).toBe('plain');
     expect(chooseReporter({ ...tty, env: { CI: '1' } })).toBe('plain');
     expect(chooseReporter({ ...tty, env: { CI: 'false' } })).toBe('dashboard');
-    expect(chooseReporter({ ...tty, env: { CI: '' } })).toBe('dashboard');
+    expect(chooseReporter({ ...tty, env: { CI: '0' } })).toBe('dashboard');
+    // ink's rule: a CI variable that is set, even empty, means CI, and so does CONTINUOUS_INTEGRATION.
+    expect(chooseReporter({ ...tty, env: { CI: '' } })).toBe('plain');
+    expect(chooseReporter({ ...tty, env: { CONTINUOUS_INTEGRATION: 'true' } })).toBe('plain');
+    expect(chooseReporter({ ...tty, env: { CONTINUOUS_INTEGRATION: 'false' } })).toBe('dashboard');
   });
 
   it('uses json with --json, whatever the terminal', () => {
