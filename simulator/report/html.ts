@@ -8,7 +8,7 @@ import { decadeLabel, percentileCurve, type PercentileCurve } from './percentile
 import { collectReportEvents, type ReportEvent } from './report-events.js';
 import type { LatencySummary, RunResult } from './run-result.js';
 import {
-  describeTarget, formatBytes, formatCount, formatDuration, formatMs, formatMsValue, formatNumber, formatPercent, metricText, runDurationMs, verdictLine,
+  describeTarget, formatBytes, formatCount, formatDuration, formatMs, formatMsValue, formatNumber, formatPercent, indeterminateText, metricText, runDurationMs, verdictLine,
 } from './summary.js';
 import { lineChart, type ChartBand, type ChartMarker, type ChartSeries } from './svg-chart.js';
 
@@ -323,6 +323,8 @@ function guaranteesSection(result: RunResult): string {
     `<p class="note">${esc(`Checked in ${formatMs(c.checkMs)} with a presence margin of ${formatDuration(c.marginMs)}. Violations: lost at QoS 1/2, duplicated at QoS 0/2, reordered on non-shared subscriptions.`)}</p>`,
   ];
   if (rows.length > 0) parts.push(table(['qos', 'delivered', 'lost', 'duplicated', 'reordered', 'expired', 'indeterminate', 'violations'], rows));
+  const why = indeterminateText(c);
+  if (why !== null) parts.push(`<p class="note">${esc(why.charAt(0).toUpperCase() + why.slice(1))}</p>`);
   const subscribers = Object.entries(c.subscribers);
   if (subscribers.length > 0) {
     parts.push('<h3>Per subscriber fleet</h3>');

@@ -5,7 +5,7 @@
  */
 import { collectReportEvents } from './report-events.js';
 import type { RunResult } from './run-result.js';
-import { describeTarget, formatBytes, formatCount, formatDuration, formatMs, formatMsValue, formatNumber, metricText, runDurationMs, verdictLine } from './summary.js';
+import { describeTarget, formatBytes, formatCount, formatDuration, formatMs, formatMsValue, formatNumber, indeterminateText, metricText, runDurationMs, verdictLine } from './summary.js';
 
 export const markdownReportFileName = 'summary.md';
 
@@ -81,6 +81,12 @@ function warnings(result: RunResult): string[] {
     for (const e of result.errors) lines.push(`> - ${mdText(e)}`);
     lines.push('');
   }
+  // How to read the numbers: a slice, or a merged run with its clock offsets between machines.
+  if (result.notes !== undefined && result.notes.length > 0) {
+    lines.push('> **Notes**', '>');
+    for (const n of result.notes) lines.push(`> - ${mdText(n)}`);
+    lines.push('');
+  }
   return lines.length > 0 ? lines.slice(0, -1) : lines;
 }
 
@@ -138,6 +144,8 @@ function guarantees(result: RunResult): string[] {
     .filter((_, q) => Object.values(c.byQos[q]!).some((n) => n > 0));
   const lines = ['## Delivery guarantees', '', `**${head}**`];
   if (rows.length > 0) lines.push('', ...mdTable(['qos', 'delivered', 'lost', 'duplicated', 'reordered', 'expired', 'indeterminate', 'violations'], rows));
+  const why = indeterminateText(c);
+  if (why !== null) lines.push('', mdText(why.charAt(0).toUpperCase() + why.slice(1)));
   const shown = c.examples.slice(0, 10);
   if (shown.length > 0) {
     lines.push('', `First violations${v.total > shown.length ? ` (${shown.length} of ${formatCount(v.total)}; more in run.json)` : ''}:`, '');

@@ -4,7 +4,7 @@
  * shared with the plain progress reporter.
  */
 import type { FleetCounters } from '../metrics/types.js';
-import { violationKinds } from '../verify/checker.js';
+import { violationKinds, type CheckerResult } from '../verify/checker.js';
 import type { AssertionResult, LatencySummary, RunResult } from './run-result.js';
 import { resolveMetric } from './assertions.js';
 
@@ -194,6 +194,22 @@ function disconnectsLine(result: RunResult): string | null {
   return `${label('Disconnects')}${causes.map(([cause, n]) => `${cause} ${formatCount(n)}`).join(', ')}`;
 }
 
+/**
+ * What the checker's indeterminate messages are made of, in words, or null when there are none (or the
+ * run.json predates the breakdown). Shared by the summary, summary.md and report.html.
+ */
+export function indeterminateText(c: CheckerResult): string | null {
+  const causes = c.indeterminateCauses;
+  if (causes === undefined) return null;
+  const unacked = causes.reduce((n, k) => n + k.unacknowledged, 0);
+  const boundary = causes.reduce((n, k) => n + k.boundary, 0);
+  if (unacked + boundary === 0) return null;
+  const parts: string[] = [];
+  if (unacked > 0) parts.push(`${formatCount(unacked)} QoS 1/2 publish${unacked === 1 ? '' : 'es'} the broker never acknowledged (still with the publisher at the end, or sent as its link failed): not owed to anyone`);
+  if (boundary > 0) parts.push(`${formatCount(boundary)} sent while a subscriber was subscribing, losing its link or the run was ending: owed or not, the records cannot tell`);
+  return `indeterminate: ${parts.join('; ')}`;
+}
+
 /** Examples printed under the guarantees table (run.json keeps more). */
 const SUMMARY_EXAMPLES = 5;
 
@@ -213,6 +229,8 @@ function guaranteeLines(result: RunResult): string[] | null {
     .filter((_, q) => Object.values(c.byQos[q]!).some((n) => n > 0));
   const lines = [`${label('Guarantees')}${head}`];
   if (rows.length > 0) lines.push(...formatTable(['qos', 'delivered', 'lost', 'dup', 'reordered', 'expired', 'indeterminate'], rows));
+  const why = indeterminateText(c);
+  if (why !== null) lines.push(`  ${why}`);
   const sj = c.sessions;
   if (sj !== undefined && sj.owedReconnects > 0) {
     lines.push(`  persistent sessions: ${formatCount(sj.owedReconnects)} reconnect${sj.owedReconnects === 1 ? '' : 's'} owed the session, ${formatCount(sj.resumed)} resumed, ${formatCount(sj.forgotten)} forgotten by the broker`);

@@ -122,6 +122,14 @@ export interface RetainedJudgement {
   unjudged: number;
 }
 
+/** Why messages were indeterminate, per effective QoS; the two add up to `indeterminate`. */
+export interface IndeterminateCauses {
+  /** QoS 1/2 publishes the broker never acknowledged (still with their publisher at the end, or sent as its link failed). */
+  unacknowledged: number;
+  /** Acknowledged (or, at QoS 0, published) messages whose send window crosses a moment the subscriber subscribed, lost its link, or the run ended. */
+  boundary: number;
+}
+
 export interface CheckerResult {
   /** Presence boundaries are widened by this much on both sides of a message's bracket. */
   marginMs: number;
@@ -129,6 +137,8 @@ export interface CheckerResult {
   checkMs: number;
   /** Per effective QoS. */
   byQos: ByQos<ClassCounts>;
+  /** Per effective QoS: what the `indeterminate` counts are made of. Absent in older run.json files. */
+  indeterminateCauses?: ByQos<IndeterminateCauses>;
   /** Per subscriber fleet (a shared subscription counts under its members' fleet); byKind is absent in older run.json files. */
   subscribers: Record<string, { byQos: ByQos<ClassCounts>; violations: number; byKind?: Record<ViolationKind, number> }>;
   violations: { total: number; byKind: Record<ViolationKind, number>; byQos: ByQos<number> };
@@ -162,12 +172,15 @@ function emptyByKind(): Record<ViolationKind, number> {
   return { lost: 0, duplicated: 0, reordered: 0, retained: 0, 'session-lost': 0 };
 }
 
+const emptyCauses = (): IndeterminateCauses => ({ unacknowledged: 0, boundary: 0 });
+
 /** A result with nothing checked (e.g. an aborted run with no ledgers). */
 export function emptyCheckerResult(marginMs = 1000, note?: string): CheckerResult {
   return {
     marginMs,
     checkMs: 0,
     byQos: emptyByQos(),
+    indeterminateCauses: [emptyCauses(), emptyCauses(), emptyCauses()],
     subscribers: {},
     violations: { total: 0, byKind: emptyByKind(), byQos: [0, 0, 0] },
     sessions: { owedReconnects: 0, resumed: 0, forgotten: 0 },
@@ -650,9 +663,13 @@ export function checkDeliveries(ledgers: SerializedLedgers, catalogs: Catalogs, 
           const to = Math.max(missing.max, missingUnacked.max);
           const { owed, window } = records === undefined ? { owed: new RangeSet(), window: RangeSet.fromJSON([from, to]) } : expectation(index, recipient.presence, marginMs, from, to);
           const lost = missing.intersection(owed);
-          const indeterminate = missing.intersectionSize(window) + missingUnacked.intersectionSize(owed) + missingUnacked.intersectionSize(window);
+          const boundary = missing.intersectionSize(window);
+          const unacknowledged = missingUnacked.intersectionSize(owed) + missingUnacked.intersectionSize(window);
           count(fleet, eq, 'lost', lost.size);
-          count(fleet, eq, 'indeterminate', indeterminate);
+          count(fleet, eq, 'indeterminate', boundary + unacknowledged);
+          const causes = result.indeterminateCauses![eq];
+          causes.boundary += boundary;
+          causes.unacknowledged += unacknowledged;
           if (eq >= 1) {
             violate('lost', eq, fleet, lost.size, () => {
               const out: ViolationExample[] = [];

@@ -52,6 +52,18 @@ describe('formatHtmlReport (report.html, a pure printer of run.json)', () => {
     expect(html).toContain('Generator saturated');
   });
 
+  it('says under the guarantees table what the indeterminate messages are made of', () => {
+    expect(formatHtmlReport(fixture())).not.toContain('Indeterminate:');
+    const result = fixture();
+    result.checker!.byQos[1].indeterminate = 5;
+    result.checker!.indeterminateCauses = [
+      { unacknowledged: 0, boundary: 0 },
+      { unacknowledged: 0, boundary: 5 },
+      { unacknowledged: 0, boundary: 0 },
+    ];
+    expect(formatHtmlReport(result)).toContain('<p class="note">Indeterminate: 5 sent while a subscriber was subscribing, losing its link or the run was ending');
+  });
+
   it('escapes a <script> injected in a fleet name, a scenario name and an error', () => {
     const result = withFleetName(fixture(), 'historian', '<script>alert("x")</script>');
     result.scenario.name = 'a & b <img src=x onerror=alert(1)>';

@@ -25,6 +25,21 @@ describe('formatMarkdownReport (summary.md)', () => {
     expect(formatMarkdownReport(result).split('\n')[0]).toBe('# ✅ pipeline-small: PASS');
   });
 
+  it('shows the run notes (a slice, clock offsets) and what the indeterminate messages are made of', () => {
+    const result = fixture();
+    result.notes = ['slice 2/4 of the devices: merge the slices (mqtt-sim merge) to judge the whole run'];
+    result.checker!.byQos[1].indeterminate = 3;
+    result.checker!.indeterminateCauses = [
+      { unacknowledged: 0, boundary: 0 },
+      { unacknowledged: 3, boundary: 0 },
+      { unacknowledged: 0, boundary: 0 },
+    ];
+    const md = formatMarkdownReport(result);
+    expect(md).toContain('> **Notes**\n>\n> - slice 2/4 of the devices: merge the slices (mqtt-sim merge) to judge the whole run\n');
+    expect(md).toContain('\nIndeterminate: 3 QoS 1/2 publishes the broker never acknowledged');
+    expect(formatMarkdownReport(fixture())).not.toContain('**Notes**');
+  });
+
   it('keeps tables intact and HTML out when names carry | or <', () => {
     const result = fixture();
     result.errors = ['a | b <script>x</script>'];

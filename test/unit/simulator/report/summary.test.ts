@@ -61,6 +61,22 @@ describe('formatSummary (pure printer of run.json)', () => {
     expect(text).toContain('Broker       pid 48213, CPU 12.3 s (19% of one core on average), peak RSS 90.0 MiB');
   });
 
+  it('says what the indeterminate messages are made of, and nothing when there are none', () => {
+    expect(formatSummary(fixture())).not.toContain('indeterminate:');
+    const result = fixture();
+    result.checker!.byQos[1].indeterminate = 2_919;
+    result.checker!.indeterminateCauses = [
+      { unacknowledged: 0, boundary: 0 },
+      { unacknowledged: 2_915, boundary: 4 },
+      { unacknowledged: 0, boundary: 0 },
+    ];
+    expect(formatSummary(result)).toContain(
+      '  indeterminate: 2,915 QoS 1/2 publishes the broker never acknowledged (still with the publisher at the end, or sent as its link failed): not owed to anyone; 4 sent while a subscriber was subscribing, losing its link or the run was ending: owed or not, the records cannot tell\n',
+    );
+    result.checker!.indeterminateCauses[1] = { unacknowledged: 0, boundary: 1 };
+    expect(formatSummary(result)).toMatch(/^ {2}indeterminate: 1 sent while a subscriber/m);
+  });
+
   it('omits the broker line for an external target and names the target URL', () => {
     const result = fixture();
     delete result.broker;

@@ -77,7 +77,12 @@ function range(from: number, to: number, except: readonly number[] = []): number
   return out;
 }
 
-const check = (l: SerializedLedgers): CheckerResult => checkDeliveries(l, catalogs, { now: () => 0 });
+/** Every check in this file also holds the breakdown to its total: the causes add up to indeterminate, per QoS. */
+const check = (l: SerializedLedgers): CheckerResult => {
+  const r = checkDeliveries(l, catalogs, { now: () => 0 });
+  expect(r.indeterminateCauses!.map((c) => c.unacknowledged + c.boundary)).toEqual(r.byQos.map((k) => k.indeterminate));
+  return r;
+};
 
 describe('buildCatalogs', () => {
   it('renders topics, QoS and subscriptions from the scenario, with the stream ids the shards use', () => {
@@ -173,6 +178,8 @@ describe('checkDeliveries', () => {
     const r = check(s.serialize());
     // 30..51 straddle the gap (± the 1 s margin, checkpoints every 32); 70 and 71 came well after the resubscribe.
     expect(r.subscribers['c']!.byQos[1]).toMatchObject({ delivered: 76, lost: 2, indeterminate: 22 });
+    // All 22 were acknowledged: they are indeterminate because of the gap, not the publisher.
+    expect(r.indeterminateCauses![1]).toEqual({ unacknowledged: 0, boundary: 22 });
     expect(r.examples.map((e) => e.seq)).toEqual([70, 71]);
   });
 
@@ -231,6 +238,11 @@ describe('checkDeliveries', () => {
     const s = new Shard().publish(1, 1, 100, new Set(range(90, 99))).present(C).receive(C, 1, 1, range(0, 89)).end(C);
     const r = check(s.serialize());
     expect(r.byQos[1]).toMatchObject({ delivered: 90, lost: 0, indeterminate: 10 });
+    expect(r.indeterminateCauses).toEqual([
+      { unacknowledged: 0, boundary: 0 },
+      { unacknowledged: 10, boundary: 0 },
+      { unacknowledged: 0, boundary: 0 },
+    ]);
     expect(r.verdict).toBe('pass');
   });
 
