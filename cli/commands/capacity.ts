@@ -3,21 +3,23 @@
  * (or publish rate) step by step, each step an ordinary run held until it settles, stops when the SLO
  * breaks or the simulator saturates, and reports the knee (the largest load that met the SLO), the
  * cost per device and, with --target-devices, what a fleet of that size would need.
- * Exit codes: 0 a knee was found (or every step passed), 1 no step met the SLO (or the ramp was
- * interrupted), 2 bad flags or scenario, 3 target unreachable, 4 internal error.
+ * Exit codes (capacityExitCode): 0 a knee was found (or every step passed), 1 no step met the SLO (or the
+ * ramp was interrupted), 2 bad flags or scenario, 3 target unreachable, 4 internal error. A step after the
+ * first that fails with an error (stop reason `error`) still gets the report of the steps before it
+ * written, then exits 3 when the target became unreachable and 4 otherwise.
  */
 import { availableParallelism } from 'node:os';
 import type { Argv, CommandModule } from 'yargs';
 import { formatCapacityText } from '../../simulator/capacity/cost-model.js';
 import { parseSlo, plannedLoads, rampedFleets, RampSetupError, runCapacityRamp, scaleScenario, type CapacityOptions, type RampMode, type RampSchedule } from '../../simulator/capacity/ramp.js';
-import type { CapacityStep } from '../../simulator/capacity/types.js';
+import type { CapacityResult, CapacityStep } from '../../simulator/capacity/types.js';
 import { fileLimit } from '../../simulator/orchestrator/environment.js';
 import { RunSetupError, TargetUnreachableError } from '../../simulator/orchestrator/run.js';
 import { reportDirFor } from '../../simulator/report/write-run.js';
 import { loadScenario, ScenarioError } from '../../simulator/scenario/load.js';
 import { formatDuration, parseDuration } from '../../simulator/scenario/units.js';
 import type { CliIo, CommandContext } from '../context.js';
-import { ExitCode, UserError } from '../exit-codes.js';
+import { ExitCode, UserError, type ExitCodeValue } from '../exit-codes.js';
 
 export interface CapacityArgs {
   scenario: string;
@@ -86,8 +88,11 @@ export function capacityCommandBuilder(yargs: Argv): Argv<CapacityArgs> {
     .example('$0 capacity fleet.yaml --slo "latency.e2e.p99<250ms" --target-devices 1000000', 'and what a million devices would need')
     .epilogue(
       'Stop reasons: slo-broken (a step broke the SLO or did not settle: the knee is the step before), generator-saturated (the simulator was the limit: the knee is a lower bound), ' +
-        'max-steps (every step passed: the knee is at least the last), aborted (Ctrl-C: the report covers the steps done).\n' +
-        'Exit codes: 0 the ramp found a knee (or every step passed), 1 not even the first step met the SLO (or the ramp was interrupted), 2 bad usage or invalid scenario, 3 target unreachable, 4 internal error.',
+        'max-steps (every step passed: the knee is at least the last), aborted (Ctrl-C: the report covers the steps done), ' +
+        'error (a step after the first failed, e.g. the target went away: the report covers the steps before it, the knee is the largest that passed).\n' +
+        'Exit codes: 0 the ramp found a knee (or every step passed), 1 not even the first step met the SLO (or the ramp was interrupted), 2 bad usage or invalid scenario, ' +
+        '3 target unreachable (at step 1: nothing written; at a later step: after writing the report of the steps before it), ' +
+        '4 internal error (likewise: a later step that failed with any other error exits 4 after writing the report).',
     ) as unknown as Argv<CapacityArgs>;
 }
 
@@ -146,6 +151,40 @@ function stepResultLine(step: CapacityStep): string {
   if (!step.stable) problems.push(`did not settle: ${step.unstableReason ?? 'unknown reason'}`);
   if (step.generatorSaturated) problems.push(`generator saturated: ${step.generatorReasons.join('; ') || 'schedule not kept'}`);
   return problems.length === 0 ? `step ${step.index}: SLO met, settled; ${rates}` : `step ${step.index}: ${problems.join('; ')}; ${rates}`;
+}
+
+/**
+ * The exit code of a finished ramp: 3 or 4 when a step failed with an error (the target became
+ * unreachable, or anything else), 1 when interrupted or when no step was good, else 0.
+ */
+export function capacityExitCode(result: Pick<CapacityResult, 'stopReason' | 'knee' | 'error'>): ExitCodeValue {
+  if (result.stopReason === 'error') return result.error?.kind === 'target-unreachable' ? ExitCode.Unreachable : ExitCode.Internal;
+  if (result.stopReason === 'aborted') return ExitCode.AssertionFailed;
+  return result.knee === null ? ExitCode.AssertionFailed : ExitCode.Ok;
+}
+
+function isSystemError(err: unknown, depth = 0): boolean {
+  if (!(err instanceof Error) || depth > 3) return false;
+  return typeof (err as NodeJS.ErrnoException).code === 'string' || isSystemError(err.cause, depth + 1);
+}
+
+/** The last stderr lines about a step that failed with an error: what happened and, for a likely bug, what to report. */
+function stepFailureLines(result: CapacityResult, reportDir: string | null, cause: unknown): string[] {
+  const e = result.error;
+  if (result.stopReason !== 'error' || e === undefined) return [];
+  const step = `${e.refining ? 'refinement step' : 'step'} ${e.step}`;
+  const covers = `${reportDir === null ? 'result' : 'report'} covers the ${result.steps.length} step${result.steps.length === 1 ? '' : 's'} before it`;
+  if (e.kind === 'target-unreachable') {
+    return [`${step} could not reach the target, so the ramp stopped there: ${e.message}`, `the ${covers}; exit code 3 (target unreachable)`];
+  }
+  const lines = [`${step} failed with an error, so the ramp stopped there: ${e.message}`, `the ${covers}; exit code 4 (internal error)`];
+  // A system error (ENOSPC, EMFILE, ...), also one wrapped as the cause (a run report that cannot be
+  // written), is this machine's problem; anything else is likely a bug, whose stack helps.
+  if (!isSystemError(cause)) {
+    const where = reportDir === null ? '' : ` and ${reportDir}`;
+    lines.push(`if this is not a problem of this machine, please report it with the command you ran${where}:\n${cause instanceof Error ? (cause.stack ?? cause.message) : String(cause)}`);
+  }
+  return lines;
 }
 
 /** Runs the ramp for the CLI; returns the exit code. */
@@ -234,11 +273,9 @@ export async function runCapacity(args: CapacityArgs, io: CliIo, signal?: AbortS
   io.stdout(args.json === true ? `${JSON.stringify(result, null, 2)}\n` : formatCapacityText(result));
   for (const problem of outcome.problems) io.stderr(`mqtt-sim capacity: ${problem}\n`);
   if (reportDir !== null) io.stderr(`mqtt-sim capacity: report in ${reportDir} (capacity.json, report.html, step-<k>/run.json)\n`);
-  if (result.stopReason === 'aborted') {
-    io.stderr('mqtt-sim capacity: the ramp was interrupted; its report covers the steps that ran.\n');
-    return ExitCode.AssertionFailed;
-  }
-  return result.knee === null ? ExitCode.AssertionFailed : ExitCode.Ok;
+  if (result.stopReason === 'aborted') io.stderr('mqtt-sim capacity: the ramp was interrupted; its report covers the steps that ran.\n');
+  for (const line of stepFailureLines(result, reportDir, outcome.stepFailure)) io.stderr(`mqtt-sim capacity: ${line}\n`);
+  return capacityExitCode(result);
 }
 
 async function handler(args: CapacityArgs & Partial<CommandContext>): Promise<void> {

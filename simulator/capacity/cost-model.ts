@@ -9,7 +9,7 @@ import { metricInfo } from '../report/assertions.js';
 import type { RunResult, TimelinePoint } from '../report/run-result.js';
 import { formatBytes, formatCount, formatMsValue, formatNumber, formatTable, type Align } from '../report/summary.js';
 import { spareFileDescriptors } from '../orchestrator/environment.js';
-import type { CapacityResult, CapacityStep, CostModel, Extrapolation, LinearFit, ProcessUsage } from './types.js';
+import type { CapacityResult, CapacityStep, CapacityStepError, CostModel, Extrapolation, LinearFit, ProcessUsage } from './types.js';
 
 // ---------------------------------------------------------------- one step
 
@@ -460,7 +460,7 @@ export function capacityStepTable(result: CapacityResult): TextTable {
   return { header, rows };
 }
 
-/** Why each step that failed failed: broken SLO clauses, not settled, generator saturated. */
+/** Why each step that failed failed: broken SLO clauses, not settled, generator saturated, and the step that ended the ramp with an error. */
 export function capacityStepNotes(result: CapacityResult): string[] {
   const out: string[] = [];
   for (const s of result.steps) {
@@ -469,6 +469,8 @@ export function capacityStepNotes(result: CapacityResult): string[] {
     if (!s.stable) out.push(`step ${s.index}: did not settle${s.unstableReason === undefined ? '' : `: ${s.unstableReason}`}`);
     if (s.generatorSaturated) out.push(`step ${s.index}: generator saturated${s.generatorReasons.length > 0 ? `: ${s.generatorReasons.join('; ')}` : ''}`);
   }
+  const e = result.stopReason === 'error' ? result.error : undefined;
+  if (e !== undefined) out.push(`${failedStepName(e)}: no result, ${e.kind === 'target-unreachable' ? 'the target became unreachable' : 'it failed with an error'}; the ramp stopped there`);
   return out;
 }
 
@@ -528,10 +530,43 @@ export function describeCapacityTarget(result: CapacityResult): string {
   return result.target.brokerPid === undefined ? where : `${where} (broker pid ${result.target.brokerPid} measured)`;
 }
 
+/** "step 2 (60 devices, 600 msg/s offered)" or "refinement step 5 (...)": the step that failed with an error. */
+function failedStepName(error: CapacityStepError): string {
+  return `${error.refining ? 'refinement step' : 'step'} ${error.step} (${formatCount(error.devices)} devices, ${formatNumber(round2(error.offeredRate))} msg/s offered)`;
+}
+
+/** The first step that broke the SLO or did not settle (what bounds the knee from above), if any. */
+function firstBrokenStep(result: CapacityResult): CapacityStep | undefined {
+  return result.steps.find((s) => !s.sloMet || !s.stable);
+}
+
+/**
+ * With stop reason `error`: that the ramp stopped early, at which step, and what that means for the
+ * knee, in a plain sentence (the error's message is in stopDetail and result.error); null for every
+ * other stop reason. Shown beside the stop detail in the text summary and the HTML.
+ */
+export function stepErrorSentence(result: CapacityResult): string | null {
+  const e = result.error;
+  if (result.stopReason !== 'error' || e === undefined) return null;
+  const why = e.kind === 'target-unreachable' ? 'the target became unreachable' : 'it failed with an error';
+  const done = result.steps.length;
+  const broken = firstBrokenStep(result);
+  const meaning = result.knee === null
+    ? 'no step before it met the SLO and settled, so there is no knee'
+    : broken !== undefined
+      ? `the SLO had broken already at step ${broken.index}, so the knee stands, but the bisection did not narrow it further`
+      : 'the knee is the largest step that passed before it, a lower bound: the load where the SLO breaks was not reached';
+  return `The ramp stopped early: ${failedStepName(e)} measured nothing because ${why}. The report covers the ${done} step${done === 1 ? '' : 's'} that completed; ${meaning}.`;
+}
+
 /** The sentence about the knee, with what it means for each stop reason. */
 export function kneeSentence(result: CapacityResult): string {
   const k = result.knee;
-  if (k === null) return 'Knee: none, not even the first step met the SLO and settled.';
+  if (k === null) {
+    return result.stopReason === 'error' && result.error !== undefined
+      ? `Knee: none, no step met the SLO and settled before ${failedStepName(result.error)} failed.`
+      : 'Knee: none, not even the first step met the SLO and settled.';
+  }
   const what = `step ${k.step}, ${formatCount(k.devices)} devices, ${formatNumber(round2(k.offeredRate))} msg/s offered, ${formatNumber(round2(k.deliveredPerSec))} delivered/s`;
   switch (result.stopReason) {
     case 'generator-saturated':
@@ -540,6 +575,12 @@ export function kneeSentence(result: CapacityResult): string {
       return `Knee: at least ${what} (every step met the SLO; ramp further to find the limit).`;
     case 'aborted':
       return `Knee: at least ${what} (the ramp was interrupted).`;
+    case 'error': {
+      const failed = result.error === undefined ? 'a later step' : failedStepName(result.error);
+      return firstBrokenStep(result) !== undefined
+        ? `Knee: ${what} (not narrowed further: ${failed} failed with an error).`
+        : `Knee: at least ${what} (a lower bound: ${failed} failed with an error before the SLO broke).`;
+    }
     case 'slo-broken':
       return `Knee: ${what}.`;
   }
@@ -571,6 +612,8 @@ export function formatCapacityText(result: CapacityResult): string {
   }
   out.push('');
   out.push(`Stopped (${result.stopReason}): ${result.stopDetail}`);
+  const failure = stepErrorSentence(result);
+  if (failure !== null) out.push(failure);
   out.push(kneeSentence(result));
   out.push('');
 

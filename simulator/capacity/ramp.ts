@@ -37,17 +37,22 @@
  *   devices on this machine (file limit). The simulator is the limit: the knee is a lower bound for the
  *   target. Saturation wins over a broken SLO because a late generator inflates the very latencies the
  *   SLO judges.
- * - `slo-broken`: an SLO clause failed, the step did not settle, or the target stopped answering.
+ * - `slo-broken`: an SLO clause failed or the step did not settle.
  * - `max-steps`: every planned step passed; the knee is at least the last one.
  * - `aborted`: interrupted; the step that was running is left out (its run.json is still in its folder).
+ * - `error`: a step after the first failed with an error instead of measuring anything (the target went
+ *   away, the run threw, a full disk); result.error keeps the step and the message. The knee comes from
+ *   the steps before it: a lower bound, unless the SLO had broken already (a failed refinement step).
+ *   At step 1 nothing was measured, so the error is thrown as runScenario threw it.
  * With `refine` > 0 a broken SLO is followed by up to that many bisection steps between the last good
- * load and the first bad one.
+ * load and the first bad one; an error or an interrupt ends the bisection with that stop reason.
  *
  * It prints nothing: progress goes through the callbacks, and the result (also written as capacity.json
  * and report.html by writeCapacityReport) is returned.
  */
 import { join } from 'node:path';
 import { packageVersion } from '../../cli/version.js';
+import { PidUsageSampler } from '../metrics/process-usage.js';
 import { runScenario, RunSetupError, TargetUnreachableError, type RunOptions } from '../orchestrator/run.js';
 import { AssertionSyntaxError, evaluateAssertions, metricProblem, parseAssertion } from '../report/assertions.js';
 import type { Reporter, RunEvent } from '../report/reporter.js';
@@ -56,7 +61,7 @@ import { expectedPublishRates } from '../scenario/rates.js';
 import type { AssertionSpec, FleetSpec, Scenario } from '../scenario/types.js';
 import { extrapolate, fitCostModel, stepUsage } from './cost-model.js';
 import { writeCapacityReport } from './report.js';
-import { capacityResultSchemaVersion, type CapacityResult, type CapacityStep, type CapacityStopReason } from './types.js';
+import { capacityResultSchemaVersion, type CapacityResult, type CapacityStep, type CapacityStepError, type CapacityStopReason } from './types.js';
 
 /** What grows from step to step. */
 export type RampMode = 'devices' | 'rate';
@@ -435,6 +440,17 @@ export interface CapacityOutcome {
   jsonPath: string | null;
   /** Report files that could not be written. */
   problems: string[];
+  /** With stopReason 'error': what the failed step threw (result.error has its message), for the CLI to print. */
+  stepFailure?: unknown;
+}
+
+/** Why a step produced no CapacityStep: the ramp stops with this reason and detail. */
+interface StepStop {
+  stop: CapacityStopReason;
+  detail: string;
+  /** With stop 'error'. */
+  error?: CapacityStepError;
+  cause?: unknown;
 }
 
 function stepReporter(index: number, onEvent: CapacityOptions['onEvent']): Reporter {
@@ -471,8 +487,9 @@ function stepFromRun(index: number, scenario: Scenario, result: RunResult, slo: 
 /**
  * Runs the ramp: the planned steps until one stops it, then the refinement steps, then the knee, the
  * cost model and the extrapolation; writes capacity.json and report.html when reportDir is set.
- * Errors before any step ran (unreachable target, a setup problem) are thrown as runScenario throws them;
- * later ones end the ramp with the steps done.
+ * Errors of the first step (unreachable target, a setup problem, anything the run throws) are thrown as
+ * runScenario throws them; later ones end the ramp with the steps done (stop reason `error`, or
+ * `generator-saturated` when the simulator cannot hold the step on this machine).
  */
 export async function runCapacityRamp(input: Scenario, options: CapacityOptions): Promise<CapacityOutcome> {
   const now = options.now ?? (() => new Date());
@@ -490,10 +507,12 @@ export async function runCapacityRamp(input: Scenario, options: CapacityOptions)
   const loadOfStep = new Map<number, number>();
   let stopReason: CapacityStopReason | null = null;
   let stopDetail = '';
+  /** The step that failed with an error (stop reason 'error'), and what it threw. */
+  let stepError: { error: CapacityStepError; cause: unknown } | null = null;
   const aborted = (): boolean => options.signal?.aborted === true;
 
   /** Runs one step; returns the step, or why none came out of it. */
-  const runStep = async (load: number, refining: boolean): Promise<{ step: CapacityStep } | { stop: CapacityStopReason; detail: string }> => {
+  const runStep = async (load: number, refining: boolean): Promise<{ step: CapacityStep } | StepStop> => {
     const index = steps.length + 1;
     const scenario = scaleScenario(input, shape(load));
     options.onStepStart?.({
@@ -515,20 +534,39 @@ export async function runCapacityRamp(input: Scenario, options: CapacityOptions)
     if (options.brokerPersistence !== undefined) runOptions.brokerPersistence = options.brokerPersistence;
     if (options.workerFile !== undefined) runOptions.workerFile = options.workerFile;
     if (options.snapshotIntervalMs !== undefined) runOptions.snapshotIntervalMs = options.snapshotIntervalMs;
-    let result: RunResult;
+    const what = `${refining ? 'refinement step' : 'step'} ${index} (${describeLoad(mode, scenario)})`;
+    let outcome: { step: CapacityStep; result: RunResult } | null = null;
     try {
-      ({ result } = await (options.runner ?? runScenario)(scenario, runOptions));
+      const { result } = await (options.runner ?? runScenario)(scenario, runOptions);
+      if (result.outcome !== 'aborted' && !aborted()) {
+        outcome = { step: stepFromRun(index, scenario, result, options.slo.specs, intervalMs, rule, options.reportDir === null ? undefined : `step-${index}/run.json`), result };
+      }
     } catch (err) {
-      // Before any step, the caller reports it (exit 3 / 2); later, the ramp ends with what it has.
+      // Before any step, the caller reports it (exit 3, 2 or 4): nothing was measured. Later, the ramp
+      // ends with the steps done, which are still judged and reported.
       if (steps.length === 0 && !refining) throw err;
-      if (err instanceof TargetUnreachableError) return { stop: 'slo-broken', detail: `step ${index} (${describeLoad(mode, scenario)}) could not reach the target: ${err.message}` };
-      if (err instanceof RunSetupError) return { stop: 'generator-saturated', detail: `step ${index} (${describeLoad(mode, scenario)}) cannot run on this machine: ${err.message} The simulator, not the target, is the limit: the knee is a lower bound.` };
-      throw err;
+      const message = err instanceof Error ? err.message : String(err);
+      if (aborted()) return { stop: 'aborted', detail: `interrupted during ${what}; that step is left out (it ended with an error: ${message})` };
+      // A broker measured by pid that exited makes runScenario refuse the pid: the target went away.
+      const brokerGone = options.brokerPid !== undefined && process.platform === 'linux' && !new PidUsageSampler(options.brokerPid).exists();
+      if (err instanceof RunSetupError && !brokerGone) {
+        return { stop: 'generator-saturated', detail: `${what} cannot run on this machine: ${message} The simulator, not the target, is the limit: the knee is a lower bound.` };
+      }
+      const unreachable = err instanceof TargetUnreachableError || brokerGone;
+      const error: CapacityStepError = {
+        step: index,
+        refining,
+        devices: rampedDevices(scenario),
+        offeredRate: expectedPublishRates(scenario).total,
+        kind: unreachable ? 'target-unreachable' : 'internal',
+        message: brokerGone && !(err instanceof TargetUnreachableError) ? `the broker process (--broker-pid ${options.brokerPid}) is gone: ${message}` : message,
+      };
+      return { stop: 'error', detail: `${what} failed${unreachable ? ' (the target became unreachable)' : ''}, so it measured nothing: ${error.message}`, error, cause: err };
     }
-    if (result.outcome === 'aborted' || aborted()) {
-      return { stop: 'aborted', detail: `interrupted during step ${index} (${describeLoad(mode, scenario)}); that step is left out${runOptions.reportDir ? ` (its partial run.json is in step-${index}/)` : ''}` };
+    if (outcome === null) {
+      return { stop: 'aborted', detail: `interrupted during ${what}; that step is left out${runOptions.reportDir ? ` (its partial run.json is in step-${index}/)` : ''}` };
     }
-    const step = stepFromRun(index, scenario, result, options.slo.specs, intervalMs, rule, options.reportDir === null ? undefined : `step-${index}/run.json`);
+    const { step, result } = outcome;
     steps.push(step);
     loadOfStep.set(index, load);
     options.onStepEnd?.(step, result);
@@ -545,6 +583,7 @@ export async function runCapacityRamp(input: Scenario, options: CapacityOptions)
     if ('stop' in outcome) {
       stopReason = outcome.stop;
       stopDetail = outcome.detail;
+      if (outcome.error !== undefined) stepError = { error: outcome.error, cause: outcome.cause };
       break;
     }
     const reason = stopReasonFor(outcome.step);
@@ -569,15 +608,13 @@ export async function runCapacityRamp(input: Scenario, options: CapacityOptions)
       let lo = loadOfStep.get(knee0.index)!;
       let hi = loadOfStep.get(bad.index)!;
       let ran = 0;
+      let ended: StepStop | null = null;
       for (let r = 0; r < refine && !aborted(); r++) {
         const mid = mode === 'devices' ? Math.round((lo + hi) / 2) : roundFactor((lo + hi) / 2);
         if (mid <= lo || mid >= hi) break;
         const outcome = await runStep(mid, true);
         if ('stop' in outcome) {
-          if (outcome.stop === 'aborted') {
-            stopReason = 'aborted';
-            stopDetail = `${stopDetail}; then ${outcome.detail}`;
-          }
+          ended = outcome;
           break;
         }
         ran++;
@@ -585,7 +622,13 @@ export async function runCapacityRamp(input: Scenario, options: CapacityOptions)
         if (isGoodStep(outcome.step)) lo = mid;
         else hi = mid;
       }
-      if (ran > 0 && stopReason === 'slo-broken') stopDetail += `; ${ran} refinement step(s) narrowed the knee to between ${describeLoadValue(mode, lo)} and ${describeLoadValue(mode, hi)}`;
+      if (ran > 0) stopDetail += `; ${ran} refinement step(s) narrowed the knee to between ${describeLoadValue(mode, lo)} and ${describeLoadValue(mode, hi)}`;
+      if (ended !== null) {
+        // The SLO broke already, so the knee stands; the stop reason says why the bisection ended early.
+        if (ended.stop === 'aborted' || ended.stop === 'error') stopReason = ended.stop;
+        stopDetail += `; then ${ended.detail}`;
+        if (ended.error !== undefined) stepError = { error: ended.error, cause: ended.cause };
+      }
     }
   }
 
@@ -606,14 +649,16 @@ export async function runCapacityRamp(input: Scenario, options: CapacityOptions)
     steps,
     stopReason,
     stopDetail,
+    ...(stepError !== null ? { error: stepError.error } : {}),
     knee: knee === null ? null : { step: knee.index, devices: knee.devices, offeredRate: knee.offeredRate, deliveredPerSec: knee.deliveredPerSec },
     costModel,
   };
   if (options.targetDevices !== undefined) result.extrapolation = extrapolate(costModel, options.targetDevices, options.shardLimits);
 
-  if (options.reportDir === null) return { result, jsonPath: null, problems: [] };
+  const failure = stepError === null ? {} : { stepFailure: stepError.cause };
+  if (options.reportDir === null) return { result, jsonPath: null, problems: [], ...failure };
   const written = writeCapacityReport(options.reportDir, result);
-  return { result, jsonPath: written.jsonPath, problems: written.problems };
+  return { result, jsonPath: written.jsonPath, problems: written.problems, ...failure };
 }
 
 function describeLoadValue(mode: RampMode, load: number): string {

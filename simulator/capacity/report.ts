@@ -15,7 +15,7 @@ import { formatBytes, formatCount, formatNumber } from '../report/summary.js';
 import { lineChart, niceMax, type ChartBand, type ChartSeries } from '../report/svg-chart.js';
 import { writeTextAtomically } from '../report/write-reports.js';
 import {
-  capacityStepNotes, capacityStepTable, costModelTable, describeCapacityTarget, extrapolationRows, fittedStepsText, kneeSentence,
+  capacityStepNotes, capacityStepTable, costModelTable, describeCapacityTarget, extrapolationRows, fittedStepsText, kneeSentence, stepErrorSentence,
 } from './cost-model.js';
 import type { CapacityResult, CapacityStep, LinearFit } from './types.js';
 
@@ -39,6 +39,11 @@ function devicesDomain(result: CapacityResult): [number, number] {
   return [0, niceMax(Math.max(1, ...result.steps.map((s) => s.devices)))];
 }
 
+/** A step broke the SLO or did not settle: the ramp found the limit (also when a refinement step then failed with an error). */
+function sloBroke(result: CapacityResult): boolean {
+  return result.stopReason === 'slo-broken' || (result.stopReason === 'error' && result.steps.some((s) => !s.sloMet || !s.stable));
+}
+
 /** The knee as a vertical line as high as the chart's data, and, when a step broke the SLO, the load past it shaded. */
 function kneeOverlay(result: CapacityResult, domain: readonly [number, number], dataMax: number): { series: ChartSeries[]; bands: ChartBand[] } {
   const k = result.knee;
@@ -46,7 +51,7 @@ function kneeOverlay(result: CapacityResult, domain: readonly [number, number], 
   const top = dataMax > 0 ? dataMax : 1;
   return {
     series: [{ name: `knee: ${formatCount(k.devices)} devices`, points: [[k.devices, 0], [k.devices, top]], color: 4 }],
-    bands: result.stopReason === 'slo-broken' ? [{ x1: k.devices, x2: domain[1], label: 'past the knee', className: 'band-beyond' }] : [],
+    bands: sloBroke(result) ? [{ x1: k.devices, x2: domain[1], label: 'past the knee', className: 'band-beyond' }] : [],
   };
 }
 
@@ -153,16 +158,27 @@ function usageCharts(result: CapacityResult): string {
 
 // ---------------------------------------------------------------- sections
 
+/** With stop reason `error`: which step failed, why, and what that means for the knee, in a red box. */
+function stepErrorCallout(result: CapacityResult): string {
+  const sentence = stepErrorSentence(result);
+  const e = result.error;
+  if (sentence === null || e === undefined) return '';
+  const title = `The ramp stopped because ${e.refining ? 'refinement step' : 'step'} ${e.step} failed${e.kind === 'target-unreachable' ? ': the target became unreachable' : ''}`;
+  return `<div class="callout bad"><strong>${esc(title)}</strong><p>${esc(e.message)}</p><p>${esc(sentence)}</p></div>`;
+}
+
 function header(result: CapacityResult): string {
   const k = result.knee;
+  const failed = result.stopReason === 'error' && result.error !== undefined ? ` <span class="verdict fail">${esc(`STEP ${result.error.step} FAILED`)}</span>` : '';
   return [
     '<header>',
-    `<div class="title-row"><h1>${esc(`Capacity: ${result.scenario.name}`)}</h1><span class="verdict ${k === null ? 'fail' : 'pass'}">${esc(k === null ? 'NO KNEE' : `KNEE ${formatCount(k.devices)} DEVICES`)}</span></div>`,
+    `<div class="title-row"><h1>${esc(`Capacity: ${result.scenario.name}`)}</h1><span class="verdict ${k === null ? 'fail' : 'pass'}">${esc(k === null ? 'NO KNEE' : `KNEE ${formatCount(k.devices)} DEVICES`)}</span>${failed}</div>`,
     `<p class="verdict-line">${esc(kneeSentence(result))}</p>`,
+    stepErrorCallout(result),
     `<p class="meta">${esc(`Stopped (${result.stopReason}): ${result.stopDetail}`)}</p>`,
     `<p class="meta">${esc(`SLO ${result.slo} · ${describeCapacityTarget(result)} · ${result.startedAt} → ${result.finishedAt}`)}</p>`,
     '</header>',
-  ].join('\n');
+  ].filter((part) => part !== '').join('\n');
 }
 
 function keyFigures(result: CapacityResult): string {

@@ -55,7 +55,27 @@ export type CapacityStopReason =
   /** Every planned step met the SLO: the knee is at least the last step. */
   | 'max-steps'
   /** Interrupted (Ctrl-C). */
-  | 'aborted';
+  | 'aborted'
+  /** A step after the first failed with an error (the target went away, a run threw): the knee is from the steps before it. */
+  | 'error';
+
+/** The step whose run failed with an error instead of measuring anything (stopReason 'error'). */
+export interface CapacityStepError {
+  /** The index the step had (it is not in steps). */
+  step: number;
+  /** It was a bisection step (--refine), run after the SLO broke. */
+  refining: boolean;
+  /** The load it was to run. */
+  devices: number;
+  offeredRate: number;
+  /**
+   * target-unreachable: the target refused or stopped answering (or the --broker-pid process is gone);
+   * internal: anything else (a run that threw, a full disk). The CLI exits 3 or 4 on them.
+   */
+  kind: 'target-unreachable' | 'internal';
+  /** The error's message, as thrown. */
+  message: string;
+}
 
 /** A least-squares line y = intercept + slope·x with its fit quality. */
 export interface LinearFit {
@@ -118,6 +138,8 @@ export interface CapacityResult {
   stopReason: CapacityStopReason;
   /** Human sentence: which step stopped the ramp and why. */
   stopDetail: string;
+  /** With stopReason 'error': the step that failed and the error. */
+  error?: CapacityStepError;
   /** The largest step that met the SLO and settled; null when even the first did not. */
   knee: { step: number; devices: number; offeredRate: number; deliveredPerSec: number } | null;
   costModel: CostModel;

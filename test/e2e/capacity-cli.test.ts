@@ -1,14 +1,17 @@
 /**
  * `mqtt-sim capacity` as users run it: the built CLI as a child process. Its help, a bad --slo rejected
- * with exit 2 before anything runs, and a tiny real ramp of two steps against the embedded broker that
- * writes capacity.json, report.html and each step's run.json and exits 0.
+ * with exit 2 before anything runs, a tiny real ramp of two steps against the embedded broker that
+ * writes capacity.json, report.html and each step's run.json and exits 0, and a ramp whose target goes
+ * away after step 1: the report of step 1 is still written, with stop reason error, and the exit is 3.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { CapacityResult } from '../../simulator/capacity/types.js';
 import type { RunResult } from '../../simulator/report/run-result.js';
+import { startBroker } from '../helpers/broker.js';
 import { killAllCli, requireBuilt, spawnCli } from '../helpers/cli-process.js';
 
 const STACK_FRAME = /\n\s+at /;
@@ -20,6 +23,38 @@ afterEach(async () => {
   await killAllCli();
   for (const c of cleanups.splice(0).reverse()) c();
 });
+
+/**
+ * A target that goes away: a TCP forwarder to a real broker that stops listening once it has accepted
+ * `connections` connections (those already accepted keep working). Deterministic, unlike stopping a
+ * broker when a progress line shows up: the next step's reachability check follows that line at once.
+ */
+async function vanishingTarget(upstreamPort: number, connections: number): Promise<{ url: string; accepted: () => number }> {
+  let accepted = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    accepted++;
+    if (accepted >= connections) server.close();
+    const upstream = net.connect({ host: '127.0.0.1', port: upstreamPort });
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => undefined);
+      s.on('close', () => {
+        sockets.delete(s);
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(() => {
+    server.close();
+    for (const s of sockets) s.destroy();
+  });
+  return { url: `mqtt://127.0.0.1:${(server.address() as AddressInfo).port}`, accepted: () => accepted };
+}
 
 function tempDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'mqtt-sim-capacity-cli-'));
@@ -63,6 +98,10 @@ describe('mqtt-sim capacity', () => {
     expect(help).toMatch(/replaces the scenario's expect/);
     expect(help).toMatch(/generator-saturated/);
     expect(help).toMatch(/Exit codes: 0 the ramp found a knee/);
+    // The epilogue wraps at the terminal width.
+    const flat = help.replace(/\s+/g, ' ');
+    expect(flat).toContain('error (a step after the first failed, e.g. the target went away: the report covers the steps before it');
+    expect(flat).toContain('3 target unreachable (at step 1: nothing written; at a later step: after writing the report of the steps before it)');
   });
 
   it('rejects a bad --slo with exit 2 and the fix, before anything runs', async () => {
@@ -108,4 +147,36 @@ describe('mqtt-sim capacity', () => {
     expect(step2.verdict).toBe('pass');
     expect(step2.scenario.fleets.map((f) => f.count)).toEqual([4, 1]);
   }, 120_000);
+
+  it('keeps the steps done when the target goes away at step 2: writes the report with stop reason error, then exits 3', async () => {
+    const broker = await startBroker();
+    cleanups.push(() => void broker.close());
+    // Step 1 opens 4 connections: the reachability check, the consumer and its 2 devices. Then the target is gone.
+    const target = await vanishingTarget(broker.port, 4);
+    const dir = tempDir();
+    const out = join(dir, 'out');
+    const cli = spawnCli(['capacity', tinyScenario(dir), '--slo', 'latency.e2e.p99<5s,qos1.lost==0', '--start', '2', '--max-steps', '3', '--hold', '2s', '--workers', '1', '--target', target.url, '--report-dir', out]);
+    const code = await cli.waitForExit(60_000);
+    const stderr = cli.stderr();
+    expect(code, stderr).toBe(3);
+    expect(target.accepted(), stderr).toBe(4);
+    expect(stderr).toMatch(/step 1: SLO met, settled; /);
+    expect(stderr).toContain(`mqtt-sim capacity: step 2 could not reach the target, so the ramp stopped there: target ${target.url} is unreachable: ECONNREFUSED.`);
+    expect(stderr).toContain('mqtt-sim capacity: the report covers the 1 step before it; exit code 3 (target unreachable)');
+    expect(stderr).not.toMatch(STACK_FRAME);
+
+    const written = JSON.parse(readFileSync(join(out, 'capacity.json'), 'utf8')) as CapacityResult;
+    expect(written.steps.map((s) => [s.index, s.devices, s.sloMet, s.stable])).toEqual([[1, 2, true, true]]);
+    expect(written.stopReason).toBe('error');
+    expect(written.error).toMatchObject({ step: 2, refining: false, devices: 4, offeredRate: 40, kind: 'target-unreachable' });
+    expect(written.error!.message).toMatch(/is unreachable: ECONNREFUSED/);
+    expect(written.knee).toMatchObject({ step: 1, devices: 2 });
+    expect(existsSync(join(out, 'step-1', 'run.json'))).toBe(true);
+    // The summary and the page say which step failed, why, and what the knee is worth.
+    expect(cli.stdout()).toContain('Stopped (error): step 2 (4 devices, 40 msg/s offered) failed (the target became unreachable), so it measured nothing: target ');
+    expect(cli.stdout()).toContain('Knee: at least step 1, 2 devices, 20 msg/s offered');
+    const html = readFileSync(join(out, 'report.html'), 'utf8');
+    expect(html).toContain('<span class="verdict fail">STEP 2 FAILED</span>');
+    expect(html).toContain('The ramp stopped because step 2 failed: the target became unreachable');
+  }, 90_000);
 });

@@ -6,6 +6,11 @@
  * must land on step 3, the last step below the limit, and the ramp must stop at step 4 as slo-broken
  * because it did not settle. The SLO is generous (e2e p99 under 10 s) so that CPU load from other test
  * files can never break a step below the limit; the stability rule is what finds the limit.
+ *
+ * --refine against a second proxy at 210 PUBLISH/s: steps of 4 and 30 devices (40 and 300 msg/s) bracket
+ * the limit widely, so the one bisection step lands at 17 devices (170 msg/s), below it by as much as
+ * step 3 above is below 110; it must settle and become the knee. The margins on both sides of each
+ * limit (about 20 % below, 27-43 % above) keep the judgement away from the noise of a short hold.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -109,5 +114,59 @@ describe('mqtt-sim capacity against a rate-limited broker', () => {
     expect(step4.scenario.fleets.find((f) => f.name === 'sink')!.count).toBe(1);
     expect(step4.assertions.map((a) => a.source)).toEqual(['latency.e2e.p99<10s', 'connectFailures==0']);
     expect(step4.scenario.phases.steadyMs).toBe(6000);
+  });
+});
+
+describe('mqtt-sim capacity --refine against a rate-limited broker', () => {
+  const REFINE_LIMIT = 210;
+  let refineProxy: RateLimitedProxy;
+  let result: CapacityResult;
+  const started: Array<{ index: number; devices: number; refining: boolean }> = [];
+
+  beforeAll(async () => {
+    refineProxy = await startRateLimitedProxy({ host: '127.0.0.1', port: broker.port }, REFINE_LIMIT);
+    const scenario = parseScenario(scenarioText(refineProxy.url), join(dir, 'refine.yaml'));
+    ({ result } = await runCapacityRamp(scenario, {
+      schedule: { mode: 'devices', start: 4, step: 26, maxSteps: 2 },
+      holdMs: 4000,
+      slo: { text: SLO, specs: parseSlo(SLO, scenario.fleets.map((f) => f.name)) },
+      refine: 1,
+      workers: 1,
+      workerFile,
+      snapshotIntervalMs: 500,
+      reportDir: join(dir, 'refine-report'),
+      shardLimits: { fileDescriptorsPerProcess: 1024, cpuCoresPerShard: 1, memoryBytesPerShard: 2 ** 31 },
+      onStepStart: (s) => started.push({ index: s.index, devices: s.devices, refining: s.refining }),
+    }));
+  }, 90_000);
+
+  afterAll(async () => {
+    await refineProxy?.close();
+  });
+
+  it('runs a bisection step between the last good and the first bad load, and moves the knee onto it', () => {
+    const summary = result.steps.map((s) => `step ${s.index}: ${s.devices} devices, ${s.offeredRate} offered, ${s.deliveredPerSec.toFixed(1)} delivered/s, sloMet ${s.sloMet}, stable ${s.stable} ${s.unstableReason ?? ''}, saturated ${s.generatorSaturated}`).join('\n');
+    expect(started, summary).toEqual([
+      { index: 1, devices: 4, refining: false },
+      { index: 2, devices: 30, refining: false },
+      { index: 3, devices: 17, refining: true },
+    ]);
+    expect(result.steps.map((s) => [s.devices, s.offeredRate]), summary).toEqual([[4, 40], [30, 300], [17, 170]]);
+    const [first, above, refined] = result.steps;
+    expect(first!.sloMet && first!.stable, summary).toBe(true);
+    expect(above!.stable, summary).toBe(false);
+    expect(above!.deliveredPerSec, summary).toBeLessThan(REFINE_LIMIT * 1.1);
+    // The bisection step is below the limit: it met the SLO and settled, delivering what was offered.
+    expect(refined!.sloMet && refined!.stable, summary).toBe(true);
+    for (const s of result.steps) expect(s.generatorSaturated, summary).toBe(false);
+
+    expect(result.stopReason, summary).toBe('slo-broken');
+    expect(result.stopDetail).toMatch(/^step 2 .*; 1 refinement step\(s\) narrowed the knee to between 17 devices and 30 devices$/);
+    expect(result.knee, summary).toEqual({ step: 3, devices: 17, offeredRate: 170, deliveredPerSec: refined!.deliveredPerSec });
+    // The refined knee is in capacity.json too, with the refinement step's own run.json beside it.
+    const json = JSON.parse(readFileSync(join(dir, 'refine-report', 'capacity.json'), 'utf8')) as CapacityResult;
+    expect(json.knee).toEqual(result.knee);
+    const step3 = JSON.parse(readFileSync(join(dir, 'refine-report', refined!.runJson!), 'utf8')) as RunResult;
+    expect(step3.scenario.fleets.find((f) => f.name === 'meters')!.count).toBe(17);
   });
 });

@@ -1,6 +1,6 @@
 import yargs from 'yargs';
 import { describe, expect, it } from 'vitest';
-import { capacityCommandBuilder, parseByteSize, scheduleFromArgs, type CapacityArgs } from '../../../cli/commands/capacity.js';
+import { capacityCommandBuilder, capacityExitCode, parseByteSize, scheduleFromArgs, type CapacityArgs } from '../../../cli/commands/capacity.js';
 import { ExitCode, UserError } from '../../../cli/exit-codes.js';
 
 /** Parses `mqtt-sim capacity` arguments exactly as the command declares them, without running it. */
@@ -55,5 +55,18 @@ describe('mqtt-sim capacity flags', () => {
     expect(parseByteSize('lots')).toBeNull();
     expect(parseByteSize('2 GiBs')).toBeNull();
     expect(parseByteSize('0')).toBeNull();
+  });
+
+  it('exits 0 with a knee, 1 without one or when interrupted, and 3 or 4 after a step failed with an error', () => {
+    const knee = { step: 2, devices: 20, offeredRate: 200, deliveredPerSec: 200 };
+    const failed = (kind: 'target-unreachable' | 'internal') => ({ step: 3, refining: false, devices: 30, offeredRate: 300, kind, message: 'x' });
+    expect(capacityExitCode({ stopReason: 'slo-broken', knee })).toBe(ExitCode.Ok);
+    expect(capacityExitCode({ stopReason: 'max-steps', knee })).toBe(ExitCode.Ok);
+    expect(capacityExitCode({ stopReason: 'generator-saturated', knee })).toBe(ExitCode.Ok);
+    expect(capacityExitCode({ stopReason: 'slo-broken', knee: null })).toBe(ExitCode.AssertionFailed);
+    expect(capacityExitCode({ stopReason: 'aborted', knee })).toBe(ExitCode.AssertionFailed);
+    // The ramp did not finish, knee or not: the code says why.
+    expect(capacityExitCode({ stopReason: 'error', knee, error: failed('target-unreachable') })).toBe(ExitCode.Unreachable);
+    expect(capacityExitCode({ stopReason: 'error', knee, error: failed('internal') })).toBe(ExitCode.Internal);
   });
 });

@@ -4,7 +4,7 @@ import type { CapacityResult, CostModel, LinearFit } from '../../../../simulator
 import { spareFileDescriptors } from '../../../../simulator/orchestrator/environment.js';
 import type { RunResult, TimelinePoint } from '../../../../simulator/report/run-result.js';
 import { fixture } from '../dashboard/fixture-run.js';
-import { capacityResult, KiB, lines, MiB, step } from './fixture-capacity.js';
+import { capacityResult, errorCapacityResult, KiB, lines, MiB, step } from './fixture-capacity.js';
 
 const GiB = 1024 * MiB;
 
@@ -407,6 +407,27 @@ describe('formatCapacityText', () => {
     expect(text).toMatch(/\n {2}broker +not measured \(remote target without --broker-pid\)/);
     expect(text).toMatch(/\n {2}simulator CPU +0\.5 mcore\/device \+ 0\.02 cores +2 steps, 400\.\.1,000 devices +error unknown \(2 points\)\n/);
     expect(text).not.toContain('Extrapolation');
+  });
+
+  it('says plainly that a step failed with an error, why, and that the knee from the steps before it is a lower bound', () => {
+    const text = formatCapacityText(errorCapacityResult());
+    expect(text).toContain('  step 3 (1,600 devices, 1,600 msg/s offered): no result, the target became unreachable; the ramp stopped there\n');
+    expect(text).toContain('Stopped (error): step 3 (1,600 devices, 1,600 msg/s offered) failed (the target became unreachable), so it measured nothing: target mqtt://127.0.0.1:40123 is unreachable: ECONNREFUSED.');
+    expect(text).toContain('The ramp stopped early: step 3 (1,600 devices, 1,600 msg/s offered) measured nothing because the target became unreachable. The report covers the 2 steps that completed; the knee is the largest step that passed before it, a lower bound: the load where the SLO breaks was not reached.\n');
+    expect(text).toContain('Knee: at least step 2, 1,000 devices, 1,000 msg/s offered, 2,000 delivered/s (a lower bound: step 3 (1,600 devices, 1,600 msg/s offered) failed with an error before the SLO broke).');
+  });
+
+  it('keeps the knee of a broken SLO when a refinement step then failed, and says it was not narrowed', () => {
+    const base = capacityResult();
+    const result: CapacityResult = {
+      ...base,
+      stopReason: 'error',
+      error: { step: 5, refining: true, devices: 2000, offeredRate: 2000, kind: 'internal', message: 'ENOSPC: no space left on device, write' },
+    };
+    const text = formatCapacityText(result);
+    expect(text).toContain('  refinement step 5 (2,000 devices, 2,000 msg/s offered): no result, it failed with an error; the ramp stopped there\n');
+    expect(text).toContain('because it failed with an error. The report covers the 4 steps that completed; the SLO had broken already at step 4, so the knee stands, but the bisection did not narrow it further.');
+    expect(text).toContain('Knee: step 3, 1,600 devices, 1,600 msg/s offered, 3,200 delivered/s (not narrowed further: refinement step 5 (2,000 devices, 2,000 msg/s offered) failed with an error).');
   });
 
   it('says when no step ran and there is no knee', () => {

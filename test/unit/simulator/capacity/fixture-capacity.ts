@@ -64,3 +64,20 @@ export function capacityResult(name = 'pipeline'): CapacityResult {
     extrapolation: extrapolate(costModel, 1_000_000, { fileDescriptorsPerProcess: 20_000, cpuCoresPerShard: 1, memoryBytesPerShard: 2 * 1024 * MiB }),
   };
 }
+
+/** The ramp of capacityResult() stopped by an error: steps 1 and 2 ran, step 3 could not reach the target. */
+export function errorCapacityResult(): CapacityResult {
+  const base = capacityResult();
+  const steps = base.steps.slice(0, 2);
+  const knee = steps[1]!;
+  const message = 'target mqtt://127.0.0.1:40123 is unreachable: ECONNREFUSED. Check that the broker runs and the URL is right, or omit the target to use the embedded reference broker.';
+  return {
+    ...base,
+    steps,
+    stopReason: 'error',
+    stopDetail: `step 3 (1,600 devices, 1,600 msg/s offered) failed (the target became unreachable), so it measured nothing: ${message}`,
+    error: { step: 3, refining: false, devices: 1600, offeredRate: 1600, kind: 'target-unreachable', message },
+    knee: { step: knee.index, devices: knee.devices, offeredRate: knee.offeredRate, deliveredPerSec: knee.deliveredPerSec },
+    costModel: fitCostModel(steps, knee.index),
+  };
+}

@@ -2,6 +2,10 @@
  * The capacity ramp's pure parts: the SLO syntax, the planned loads, scaling a scenario into a step,
  * the stability rule on synthetic timelines, the knee and the stop reasons.
  */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { RunSetupError, TargetUnreachableError, type RunOptions, type RunOutcome } from '../../../../simulator/orchestrator/run.js';
@@ -480,19 +484,84 @@ describe('runCapacityRamp', () => {
     expect(result.knee).toMatchObject({ step: 1 });
   });
 
-  it('throws setup errors of the first step, and ends the ramp on them later', async () => {
+  it('throws the errors of the first step, which measured nothing', async () => {
     const unreachable = new TargetUnreachableError('target mqtt://127.0.0.1:1 is unreachable: ECONNREFUSED.');
     await expect(runCapacityRamp(ten(), rampOptions(syntheticRunner(10_000, { fail: { 1: unreachable } }).runner))).rejects.toBe(unreachable);
+    const bug = new Error('shards did not report ready in time');
+    await expect(runCapacityRamp(ten(), rampOptions(syntheticRunner(10_000, { fail: { 1: bug } }).runner))).rejects.toBe(bug);
+  });
 
-    const later = await runCapacityRamp(ten(), rampOptions(syntheticRunner(10_000, { fail: { 3: unreachable } }).runner));
-    expect(later.result.stopReason).toBe('slo-broken');
-    expect(later.result.stopDetail).toMatch(/^step 3 \(30 devices, 300 msg\/s offered\) could not reach the target: target mqtt/);
-    expect(later.result.knee).toMatchObject({ step: 2 });
+  it('stops with reason error when a later step cannot reach the target, keeping the steps before it and the message', async () => {
+    const unreachable = new TargetUnreachableError('target mqtt://127.0.0.1:1 is unreachable: ECONNREFUSED.');
+    const { result, stepFailure } = await runCapacityRamp(ten(), rampOptions(syntheticRunner(10_000, { fail: { 3: unreachable } }).runner));
+    expect(result.steps.map((s) => s.devices)).toEqual([10, 20]);
+    expect(result.stopReason).toBe('error');
+    expect(result.stopDetail).toBe('step 3 (30 devices, 300 msg/s offered) failed (the target became unreachable), so it measured nothing: target mqtt://127.0.0.1:1 is unreachable: ECONNREFUSED.');
+    expect(result.error).toEqual({ step: 3, refining: false, devices: 30, offeredRate: 300, kind: 'target-unreachable', message: 'target mqtt://127.0.0.1:1 is unreachable: ECONNREFUSED.' });
+    expect(stepFailure).toBe(unreachable);
+    expect(result.knee).toMatchObject({ step: 2, devices: 20 });
+    expect(result.costModel.fittedSteps).toEqual([1, 2]);
+  });
 
+  it('stops with reason error on anything else a later step throws, and still writes capacity.json and report.html', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mqtt-sim-ramp-'));
+    try {
+      const full = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+      const { result, jsonPath, problems } = await runCapacityRamp(ten(), rampOptions(syntheticRunner(10_000, { fail: { 2: full } }).runner, { reportDir: dir }));
+      expect(result.stopReason).toBe('error');
+      expect(result.error).toMatchObject({ step: 2, refining: false, kind: 'internal', message: 'ENOSPC: no space left on device, write' });
+      expect(result.stopDetail).toBe('step 2 (20 devices, 200 msg/s offered) failed, so it measured nothing: ENOSPC: no space left on device, write');
+      expect(result.knee).toMatchObject({ step: 1, devices: 10 });
+      expect(problems).toEqual([]);
+      expect(JSON.parse(readFileSync(jsonPath!, 'utf8'))).toEqual(result);
+      expect(readFileSync(join(dir, 'report.html'), 'utf8')).toContain('STEP 2 FAILED');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('keeps the knee of a broken SLO when a refinement step fails, with reason error', async () => {
+    const bug = new Error('a shard worker failed: boom');
+    // 10, 20 good; 30 bad; refinement 25 good (step 4); refinement step 5 (28) throws.
+    const { result } = await runCapacityRamp(ten(), rampOptions(syntheticRunner(250, { fail: { 5: bug } }).runner, { refine: 3 }));
+    expect(result.steps.map((s) => s.devices)).toEqual([10, 20, 30, 25]);
+    expect(result.stopReason).toBe('error');
+    expect(result.error).toMatchObject({ step: 5, refining: true, devices: 28, kind: 'internal', message: 'a shard worker failed: boom' });
+    expect(result.stopDetail).toMatch(/^step 3 \(30 devices, 300 msg\/s offered\): SLO .*; 1 refinement step\(s\) narrowed the knee to between 25 devices and 30 devices; then refinement step 5 \(28 devices, 280 msg\/s offered\) failed, so it measured nothing: a shard worker failed: boom$/);
+    expect(result.knee).toMatchObject({ step: 4, devices: 25 });
+  });
+
+  it('calls a step that throws after Ctrl-C interrupted, not an error', async () => {
+    const controller = new AbortController();
+    const failing = syntheticRunner(10_000).runner;
+    const runner: CapacityOptions['runner'] = async (scenario, options) => {
+      if (rampedDevices(scenario) === 20) {
+        controller.abort();
+        throw new Error('shards stopping: timed out');
+      }
+      return failing(scenario, options);
+    };
+    const { result } = await runCapacityRamp(ten(), rampOptions(runner, { signal: controller.signal }));
+    expect(result.stopReason).toBe('aborted');
+    expect(result.error).toBeUndefined();
+    expect(result.stopDetail).toBe('interrupted during step 2 (20 devices, 200 msg/s offered); that step is left out (it ended with an error: shards stopping: timed out)');
+  });
+
+  it.runIf(process.platform === 'linux')('calls a later step whose --broker-pid process exited an error: the target went away', async () => {
+    // A pid that existed and has exited (a finished child), as a broker that died between steps.
+    const gone = spawnSync(process.execPath, ['-e', '']).pid;
+    const refused = new RunSetupError(`--broker-pid ${gone}: no such process on this machine.`);
+    const { result } = await runCapacityRamp(ten(), rampOptions(syntheticRunner(10_000, { fail: { 2: refused } }).runner, { brokerPid: gone }));
+    expect(result.stopReason).toBe('error');
+    expect(result.error).toMatchObject({ step: 2, kind: 'target-unreachable', message: `the broker process (--broker-pid ${gone}) is gone: --broker-pid ${gone}: no such process on this machine.` });
+  });
+
+  it('calls a later step the simulator cannot hold on this machine generator-saturated, not an error', async () => {
     const files = new RunSetupError('30 devices need about 94 open files, but this process may open only 80.');
     const fd = await runCapacityRamp(ten(), rampOptions(syntheticRunner(10_000, { fail: { 3: files } }).runner));
     expect(fd.result.stopReason).toBe('generator-saturated');
     expect(fd.result.stopDetail).toMatch(/cannot run on this machine: 30 devices need .* the knee is a lower bound/);
+    expect(fd.result.error).toBeUndefined();
   });
 
   it('refuses a plan whose steps cannot be scaled before running any', async () => {

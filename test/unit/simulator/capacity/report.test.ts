@@ -6,7 +6,7 @@ import { fitCostModel } from '../../../../simulator/capacity/cost-model.js';
 import { formatCapacityHtml, writeCapacityReport } from '../../../../simulator/capacity/report.js';
 import type { CapacityResult } from '../../../../simulator/capacity/types.js';
 import { escapeMarkup } from '../../../../simulator/report/escape.js';
-import { capacityResult } from './fixture-capacity.js';
+import { capacityResult, errorCapacityResult } from './fixture-capacity.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -96,6 +96,18 @@ describe('formatCapacityHtml', () => {
     expect(html).not.toContain('band-beyond"');
     expect(html).toContain('<span class="verdict fail">NO KNEE</span>');
     expect(html).toContain('No extrapolation (no --target-devices).');
+  });
+
+  it('says in a red box which step failed, why, and what that means for the knee', () => {
+    const result = errorCapacityResult();
+    const html = formatCapacityHtml(result);
+    expect(html).toContain('<span class="verdict pass">KNEE 1,000 DEVICES</span> <span class="verdict fail">STEP 3 FAILED</span>');
+    expect(html).toContain(`<div class="callout bad"><strong>The ramp stopped because step 3 failed: the target became unreachable</strong><p>${escapeMarkup(result.error!.message)}</p><p>The ramp stopped early: step 3`);
+    expect(html).toContain('the knee is the largest step that passed before it, a lower bound: the load where the SLO breaks was not reached.</p></div>');
+    expect(html).toContain('<li>step 3 (1,600 devices, 1,600 msg/s offered): no result, the target became unreachable; the ramp stopped there</li>');
+    // No step broke the SLO, so nothing is shaded as past the knee.
+    expect(html).not.toContain('band-beyond"');
+    expect(formatCapacityHtml(capacityResult())).not.toContain('<div class="callout');
   });
 
   it('is the same page for the same result', () => {
