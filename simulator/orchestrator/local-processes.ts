@@ -554,6 +554,8 @@ export async function runLocalProcesses(options: LocalProcessesOptions): Promise
     });
     reporter.event({ atMs: 0, level: 'info', message: `${processes} simulator process(es), ${options.workersPerProcess} worker thread(s) each; slices write to ${keepReports ? join(dir, 'shards') : 'a temporary folder (--no-report)'}` });
 
+    // Every slice at once: spawn() does not wait for the child, so the slices load and subscribe their
+    // consumers in parallel, and the ready/start lines below give them one t=0 whatever order they end in.
     for (let index = 1; index <= processes && !aborted; index++) {
       const sliceDir = join(dir, 'shards', `shard-${index}`);
       const args = sliceArgs({

@@ -118,6 +118,25 @@ const earliest = (values: readonly string[]): string => [...values].sort()[0]!;
 const latest = (values: readonly string[]): string => [...values].sort().at(-1)!;
 
 /**
+ * A note when the slices' timelines did not start at one t=0 (each started when it was ready, without a
+ * shared `run --start-at TIME`), or null when they did. Times are ISO strings of one format, so equal
+ * strings are equal instants.
+ */
+export function staggeredStartNote(slices: ReadonlyArray<{ shard: { index: number; count: number }; timelineStartedAt?: string }>): string | null {
+  const started = slices.filter((r) => r.timelineStartedAt !== undefined);
+  const times = started.map((r) => r.timelineStartedAt!);
+  if (new Set(times).size <= 1) return null;
+  const spreadMs = Date.parse(latest(times)) - Date.parse(earliest(times));
+  const firstSlice = started.find((r) => r.timelineStartedAt === earliest(times))!.shard;
+  const lastSlice = started.find((r) => r.timelineStartedAt === latest(times))!.shard;
+  return (
+    `the slices did not share one t=0: their timelines started up to ${spreadMs} ms apart (slice ${firstSlice.index}/${firstSlice.count} at ${earliest(times)}, ` +
+    `slice ${lastSlice.index}/${lastSlice.count} at ${latest(times)}), so deliveries between slices near the start and the end may be indeterminate ` +
+    '(a subscriber in one slice not yet, or no longer, subscribed while another published); start every slice with the same --start-at TIME'
+  );
+}
+
+/**
  * The run.json of the whole run from the run.json files of all its slices (checked with checkSlices).
  * The result has no `shard` and no raw `ledgers`; it carries `clockOffsets` and `notes` on how far its
  * latencies compare across the slices' machines.
@@ -162,6 +181,7 @@ export function mergeRunResults(files: readonly SliceFile[]): RunResult {
   const disconnects = Object.fromEntries(disconnectCauses.map((c) => [c, slices.reduce((n, r) => n + (r.disconnectCauses[c] ?? 0), 0)])) as Record<DisconnectCause, number>;
   const outcome = slices.find((r) => r.outcome !== 'completed')?.outcome ?? 'completed';
   const timelineStarts = slices.flatMap((r) => (r.timelineStartedAt === undefined ? [] : [r.timelineStartedAt]));
+  const staggered = staggeredStartNote(slices);
 
   const result: RunResult = {
     schemaVersion: runResultSchemaVersion,
@@ -187,7 +207,7 @@ export function mergeRunResults(files: readonly SliceFile[]): RunResult {
     errors: slices.flatMap((r) => r.errors.map((e) => `${label(r)}: ${e}`)),
     disconnectCauses: disconnects,
     chaos: slices.flatMap((r) => r.chaos.map((c) => ({ ...c, detail: `${label(r)}: ${c.detail}` }))).sort((a, b) => a.atMs - b.atMs),
-    notes: [`merged from ${slices.length} slice(s) of ${first.shard.count}`, ...clock.notes, timelineLatencyNote],
+    notes: [`merged from ${slices.length} slice(s) of ${first.shard.count}`, ...(staggered === null ? [] : [staggered]), ...clock.notes, timelineLatencyNote],
     clockOffsets: clock.clockOffsets,
   };
   // The checker needs the scenario with its target (slices always have one: --target or the scenario's).

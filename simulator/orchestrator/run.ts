@@ -55,9 +55,12 @@ export interface RunOptions {
    */
   clockSkewMs?: number;
   /**
-   * t=0 chosen by a coordinating process (`run --processes`: one timeline over several processes). Called
-   * once the consumers are subscribed; resolves with the epoch (Date.now() of t=0) to start at instead of
-   * now + 50 ms. Shards get `start` 50 ms ahead of it; an epoch already past is reported as an event.
+   * A shared t=0: chosen by a coordinating process (`run --processes`: one timeline over several
+   * processes) or agreed in advance (`run --start-at TIME`). Called once the consumers are subscribed;
+   * resolves with the epoch (Date.now() of t=0) to start at instead of now + 50 ms, or rejects to refuse
+   * the run. Shards get `start` 50 ms ahead of it; a wait of a few seconds or more is reported as events
+   * as it goes. An epoch already past still anchors the timeline (devices due earlier connect at once),
+   * with a warning event and a note in run.json saying how late this run started.
    */
   startAt?: () => Promise<number>;
   /** The chaos actions this run performs (default: all); a coordinating process performs the others once. */
@@ -157,6 +160,24 @@ function phaseAt(scenario: Scenario, atMs: number): TimelinePoint['phase'] {
   if (atMs < rampUpMs + steadyMs) return 'steady';
   if (atMs < scenario.durationMs) return 'ramp-down';
   return 'drain';
+}
+
+/** A wait for a shared t=0 at least this long is announced by events (shorter ones, as --processes' second, are not). */
+const START_WAIT_NOTICE_MS = 3000;
+
+/** How long until the next "waiting for the shared start" event, with `leftMs` to wait: rarer the further off the start is. */
+export function startWaitNoticeEveryMs(leftMs: number): number {
+  if (leftMs > 3_600_000) return 1_800_000;
+  if (leftMs > 600_000) return 300_000;
+  if (leftMs > 120_000) return 60_000;
+  return 10_000;
+}
+
+function formatWait(ms: number): string {
+  const s = Math.ceil(ms / 1000);
+  if (s < 120) return `${s} s`;
+  const m = Math.round(s / 60);
+  return m < 120 ? `${m} min` : `${Math.floor(m / 60)} h ${m % 60} min`;
 }
 
 /** Resolves after `ms` unless cleared; the timer never keeps the process alive past the run. */
@@ -338,6 +359,8 @@ export async function runScenario(input: Scenario, options: RunOptions): Promise
   const errors: string[] = [];
   let results: ShardResult[] = [];
   let coordinatedEpochMs: number | null = null;
+  /** What run.json should say about the start (a late start on a shared t=0). */
+  const startNotes: string[] = [];
   try {
     // Prepare: consumers connect and subscribe before anything is published.
     broadcast({ type: 'prepare' });
@@ -354,7 +377,16 @@ export async function runScenario(input: Scenario, options: RunOptions): Promise
       if (options.startAt !== undefined) {
         const at = await Promise.race([options.startAt(), failed, abortPromise.then(() => null)]);
         if (at !== null) {
-          await Promise.race([delay(at - 50 - Date.now(), timers), failed, abortPromise]);
+          const shared = new Date(at).toISOString();
+          let noticeAt = at - Date.now() >= START_WAIT_NOTICE_MS ? Date.now() : Infinity;
+          while (!aborted && Date.now() < at - 50) {
+            const leftMs = at - Date.now();
+            if (Date.now() >= noticeAt) {
+              reporter.event({ atMs: 0, level: 'info', message: `consumers subscribed; waiting for the shared start at ${shared} (in ${formatWait(leftMs)})` });
+              noticeAt = leftMs - startWaitNoticeEveryMs(leftMs) >= START_WAIT_NOTICE_MS ? Date.now() + startWaitNoticeEveryMs(leftMs) : Infinity;
+            }
+            await Promise.race([delay(Math.min(at - 50, noticeAt) - Date.now(), timers), failed, abortPromise]);
+          }
           coordinatedEpochMs = at;
         }
       }
@@ -362,7 +394,14 @@ export async function runScenario(input: Scenario, options: RunOptions): Promise
     if (!aborted) {
       epochMs = coordinatedEpochMs ?? Date.now() + 50;
       const lateMs = Date.now() - epochMs;
-      if (lateMs > 0) reporter.event({ atMs: lateMs, level: 'warn', message: `this process started its timeline ${lateMs} ms after the shared t=0` });
+      if (lateMs > 0) {
+        reporter.event({ atMs: lateMs, level: 'warn', message: `this process started its timeline ${lateMs} ms after the shared t=0` });
+        // Never late without a shared t=0 (now + 50 ms).
+        startNotes.push(
+          `this run started ${lateMs} ms after its shared t=0 (${new Date(epochMs).toISOString()}), on that t=0 all the same: ` +
+            `devices due to connect in those ${lateMs} ms connected at once, and its timeline was that much shorter than the other slices'`,
+        );
+      }
       broadcast({ type: 'start', epochMs });
       chaos.start(epochMs);
       // Points are taken a little after each snapshot boundary (epoch + k × interval), when every shard's
@@ -471,6 +510,7 @@ export async function runScenario(input: Scenario, options: RunOptions): Promise
     chaos: chaos.records,
   };
   if (brokerInfo) result.broker = brokerInfo;
+  if (startNotes.length > 0) result.notes = [...startNotes];
   if (slice !== undefined) {
     // The raw ledgers let `mqtt-sim merge` run the checker across every slice.
     result.shard = { index: slice.index, count: slice.count };

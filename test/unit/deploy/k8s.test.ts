@@ -1,11 +1,13 @@
 /**
  * deploy/k8s cannot be run here (no cluster), so this checks what would break it: every manifest parses,
  * the Indexed Job and the merge agree on the number of slices, the slice argument comes from
- * JOB_COMPLETION_INDEX, volumes match their mounts and the claim, the kustomizations name files that
- * exist, the scenario is valid, and the Dockerfile's entry point is a file its build produces.
+ * JOB_COMPLETION_INDEX, every slice gets the shared start run.sh stores, volumes match their mounts and
+ * the claim, the kustomizations name files that exist, the scenario is valid, and the Dockerfile's entry
+ * point is a file its build produces. run.sh itself runs against a stand-in kubectl that records its calls.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -126,6 +128,12 @@ describe('deploy/k8s manifests', () => {
     const scenario = parseScenario(readFileSync(join(k8s, source!), 'utf8'), source);
     expect(scenario.target).toBeNull();
 
+    // One t=0 for every slice: --start-at from START_AT, which the ConfigMap run.sh writes provides.
+    expect(text).toContain('--start-at "$START_AT"');
+    expect(text).toMatch(/if \[ -z "\$\{START_AT:-\}" \]; then[\s\S]*exit 2/);
+    const startAt = (container['env'] as Obj[]).find((e) => e['name'] === 'START_AT');
+    expect(startAt?.['valueFrom']?.['configMapKeyRef']).toEqual({ name: 'mqtt-sim-start', key: 'START_AT', optional: true });
+
     // Results on the ReadWriteMany claim.
     const claim = find('PersistentVolumeClaim', 'mqtt-sim-results');
     expect(claim['spec']['accessModes']).toContain('ReadWriteMany');
@@ -152,6 +160,67 @@ describe('deploy/k8s manifests', () => {
       find('Job', name);
       expect(text).toContain(`wait_job ${name}`);
     }
+  });
+});
+
+describe('deploy/k8s/run.sh with a stand-in kubectl', () => {
+  /** Runs run.sh with `kubectl` replaced by a script that logs each call (and what is piped into `apply -f -`) and reports every Job complete. */
+  function runScript(env: Record<string, string>): { status: number | null; stderr: string; calls: string[] } {
+    const bin = mkdtempSync(join(tmpdir(), 'mqtt-sim-k8s-'));
+    try {
+      const log = join(bin, 'calls.log');
+      writeFileSync(
+        join(bin, 'kubectl'),
+        [
+          '#!/bin/sh',
+          'printf \'%s\\n\' "$*" >> "$KUBECTL_LOG"',
+          'case "$*" in',
+          '  *"get job"*) printf \'Complete \' ;;',
+          '  *"create configmap"*) printf \'rendered: %s\\n\' "$*" ;;',
+          '  *"apply -f -"*) sed \'s/^/  stdin: /\' >> "$KUBECTL_LOG" ;;',
+          'esac',
+          '',
+        ].join('\n'),
+      );
+      chmodSync(join(bin, 'kubectl'), 0o755);
+      const run = spawnSync('sh', [join(k8s, 'run.sh')], { env: { PATH: `${bin}:${process.env['PATH'] ?? ''}`, KUBECTL_LOG: log, ...env }, encoding: 'utf8', timeout: 20_000 });
+      return { status: run.status, stderr: run.stderr, calls: existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n') : [] };
+    } finally {
+      rmSync(bin, { recursive: true, force: true });
+    }
+  }
+
+  it('stores one start START_LEAD seconds ahead in the ConfigMap the slices read, before it creates the Job', () => {
+    const before = Math.floor(Date.now() / 1000) * 1000;
+    const { status, stderr, calls } = runScript({ START_LEAD: '300' });
+    const after = Date.now();
+    expect(status, stderr).toBe(0);
+    const create = calls.findIndex((c) => c.startsWith('create configmap mqtt-sim-start '));
+    expect(create, calls.join('\n')).toBeGreaterThanOrEqual(0);
+    const startAt = Number(/--from-literal=START_AT=(\d+) /.exec(calls[create]!)?.[1]);
+    expect(startAt).toBeGreaterThanOrEqual(before + 300_000);
+    expect(startAt).toBeLessThanOrEqual(after + 300_000);
+    // Created or replaced: rendered client-side, then applied. The two sides of the pipe run at once, so
+    // either may log its call first; what apply reads (logged after both) is what create rendered.
+    expect(calls[create]).toContain('--dry-run=client -o yaml');
+    const apply = calls.indexOf('apply -f -');
+    const piped = calls.indexOf(`  stdin: rendered: ${calls[create]}`);
+    expect(apply, calls.join('\n')).toBeGreaterThanOrEqual(0);
+    expect(piped, calls.join('\n')).toBe(Math.max(create, apply) + 1);
+    expect(Math.abs(create - apply)).toBe(1);
+    // After the old Jobs are gone, before the new one exists (its pods read it when they start).
+    expect(calls.findIndex((c) => c.startsWith('delete job mqtt-sim-shards'))).toBeLessThan(create);
+    expect(calls.findIndex((c) => c.startsWith('apply -k '))).toBeGreaterThan(create);
+  });
+
+  it('leads 120 s by default and refuses a START_LEAD that is not whole seconds, before touching the cluster', () => {
+    const before = Math.floor(Date.now() / 1000) * 1000;
+    const { calls } = runScript({});
+    expect(Number(/START_AT=(\d+)/.exec(calls.find((c) => c.startsWith('create configmap'))!)?.[1])).toBeGreaterThanOrEqual(before + 120_000);
+    const bad = runScript({ START_LEAD: '2m' });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain("START_LEAD must be a whole number of seconds (the time from now to the slices' shared start), got '2m'");
+    expect(bad.calls).toEqual([]);
   });
 });
 
