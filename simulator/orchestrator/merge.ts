@@ -207,7 +207,14 @@ export function mergeRunResults(files: readonly SliceFile[]): RunResult {
     errors: slices.flatMap((r) => r.errors.map((e) => `${label(r)}: ${e}`)),
     disconnectCauses: disconnects,
     chaos: slices.flatMap((r) => r.chaos.map((c) => ({ ...c, detail: `${label(r)}: ${c.detail}` }))).sort((a, b) => a.atMs - b.atMs),
-    notes: [`merged from ${slices.length} slice(s) of ${first.shard.count}`, ...(staggered === null ? [] : [staggered]), ...clock.notes, timelineLatencyNote],
+    notes: [
+      `merged from ${slices.length} slice(s) of ${first.shard.count}`,
+      ...(staggered === null ? [] : [staggered]),
+      // What a slice said about itself (e.g. that it started late on the shared t=0), marked with its slice.
+      ...slices.flatMap((r) => (r.notes ?? []).map((n) => `${label(r)}: ${n}`)),
+      ...clock.notes,
+      timelineLatencyNote,
+    ],
     clockOffsets: clock.clockOffsets,
   };
   // The checker needs the scenario with its target (slices always have one: --target or the scenario's).

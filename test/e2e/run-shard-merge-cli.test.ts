@@ -133,17 +133,23 @@ describe('mqtt-sim run --shard i/n and mqtt-sim merge', () => {
     expect(r.timelineStartedAt).toBeUndefined();
   }, 60_000);
 
-  it('ready after --start-at (within the bound): starts at once on that t=0 and says how late in run.json', async () => {
+  it('ready after --start-at (within the bound): starts at once on that t=0, says how late in run.json, and merge keeps the note', async () => {
     broker = await startBroker();
     const base = tempDir();
     // Already due when the run starts, so it is ready only after it.
     const startAt = Date.now() - 500;
-    const run = spawnCli(['run', crossScenarioFile(base), '--target', broker.url, '--workers', '1', '--report-dir', join(base, 'r'), '--start-at', String(startAt)]);
+    const run = spawnCli(['run', crossScenarioFile(base), '--target', broker.url, '--shard', '1/1', '--workers', '1', '--report-dir', join(base, 'r'), '--start-at', String(startAt)]);
     expect(await run.waitForExit(60_000), run.stderr()).toBe(0);
     const r = readRun(join(base, 'r'));
     expect(r.timelineStartedAt).toBe(new Date(startAt).toISOString());
-    expect(r.notes?.join(' ')).toMatch(/this run started \d+ ms after its shared t=0 \(\S+Z\), on that t=0 all the same: devices due to connect in those \d+ ms connected at once/);
+    const late = /this run started \d+ ms after its shared t=0 \(\S+Z\), on that t=0 all the same: devices due to connect in those \d+ ms connected at once/;
+    expect(r.notes?.join(' ')).toMatch(late);
     expect(run.stdout()).toMatch(/warn: this process started its timeline \d+ ms after the shared t=0/);
+    // The merged run says it too, marked with the slice.
+    const merge = spawnCli(['merge', join(base, 'r', 'run.json'), '--out', join(base, 'merged')]);
+    expect(await merge.waitForExit(30_000), merge.stderr()).toBe(0);
+    const slice = readRun(join(base, 'merged')).notes?.find((n) => n.startsWith('slice 1/1: '));
+    expect(slice).toMatch(late);
   }, 60_000);
 
   it.each([
