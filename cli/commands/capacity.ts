@@ -5,10 +5,12 @@
  * cost per device and, with --target-devices, what a fleet of that size would need.
  * Exit codes (capacityExitCode): 0 a knee was found (or every step passed), 1 no step met the SLO (or the
  * ramp was interrupted), 2 bad flags or scenario, 3 target unreachable, 4 internal error. A step after the
- * first that fails with an error (stop reason `error`) still gets the report of the steps before it
- * written, then exits 3 when the target became unreachable and 4 otherwise.
+ * first that fails with an error, or any step during which the target stopped answering (stop reason
+ * `error`), still gets the report of the steps before it written, then exits 3 when the target became
+ * unreachable or stopped answering and 4 otherwise.
  */
 import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { formatCapacityText } from '../../simulator/capacity/cost-model.js';
 import { parseSlo, plannedLoads, rampedFleets, RampSetupError, runCapacityRamp, scaleScenario, type CapacityOptions, type RampMode, type RampSchedule } from '../../simulator/capacity/ramp.js';
@@ -89,9 +91,10 @@ export function capacityCommandBuilder(yargs: Argv): Argv<CapacityArgs> {
     .epilogue(
       'Stop reasons: slo-broken (a step broke the SLO or did not settle: the knee is the step before), generator-saturated (the simulator was the limit: the knee is a lower bound), ' +
         'max-steps (every step passed: the knee is at least the last), aborted (Ctrl-C: the report covers the steps done), ' +
-        'error (a step after the first failed, e.g. the target went away: the report covers the steps before it, the knee is the largest that passed).\n' +
+        'error (a step after the first failed, e.g. the target went away, or the target stopped answering during a step, an outage and not a capacity limit: ' +
+        'the report covers the steps before it, the knee is the largest that passed).\n' +
         'Exit codes: 0 the ramp found a knee (or every step passed), 1 not even the first step met the SLO (or the ramp was interrupted), 2 bad usage or invalid scenario, ' +
-        '3 target unreachable (at step 1: nothing written; at a later step: after writing the report of the steps before it), ' +
+        '3 target unreachable (at the start of step 1: nothing written; at a later step, or during any step: after writing the report of the steps before it), ' +
         '4 internal error (likewise: a later step that failed with any other error exits 4 after writing the report).',
     ) as unknown as Argv<CapacityArgs>;
 }
@@ -169,11 +172,15 @@ function isSystemError(err: unknown, depth = 0): boolean {
 }
 
 /** The last stderr lines about a step that failed with an error: what happened and, for a likely bug, what to report. */
-function stepFailureLines(result: CapacityResult, reportDir: string | null, cause: unknown): string[] {
+export function stepFailureLines(result: CapacityResult, reportDir: string | null, cause: unknown): string[] {
   const e = result.error;
   if (result.stopReason !== 'error' || e === undefined) return [];
   const step = `${e.refining ? 'refinement step' : 'step'} ${e.step}`;
   const covers = `${reportDir === null ? 'result' : 'report'} covers the ${result.steps.length} step${result.steps.length === 1 ? '' : 's'} before it`;
+  if (e.duringStep === true) {
+    const run = e.runJson === undefined ? '' : ` (its run: ${reportDir === null ? e.runJson : join(reportDir, e.runJson)})`;
+    return [`${step} is left out, an outage is not a capacity limit: ${e.message}${run}`, `the ${covers}; exit code 3 (target unreachable)`];
+  }
   if (e.kind === 'target-unreachable') {
     return [`${step} could not reach the target, so the ramp stopped there: ${e.message}`, `the ${covers}; exit code 3 (target unreachable)`];
   }

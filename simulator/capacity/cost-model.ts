@@ -470,7 +470,8 @@ export function capacityStepNotes(result: CapacityResult): string[] {
     if (s.generatorSaturated) out.push(`step ${s.index}: generator saturated${s.generatorReasons.length > 0 ? `: ${s.generatorReasons.join('; ')}` : ''}`);
   }
   const e = result.stopReason === 'error' ? result.error : undefined;
-  if (e !== undefined) out.push(`${failedStepName(e)}: no result, ${e.kind === 'target-unreachable' ? 'the target became unreachable' : 'it failed with an error'}; the ramp stopped there`);
+  if (e !== undefined && e.duringStep === true) out.push(`${failedStepName(e)}: left out, the target stopped answering during it (an outage, not a capacity limit); the ramp stopped there`);
+  else if (e !== undefined) out.push(`${failedStepName(e)}: no result, ${e.kind === 'target-unreachable' ? 'the target became unreachable' : 'it failed with an error'}; the ramp stopped there`);
   return out;
 }
 
@@ -556,7 +557,16 @@ export function stepErrorSentence(result: CapacityResult): string | null {
     : broken !== undefined
       ? `the SLO had broken already at step ${broken.index}, so the knee stands, but the bisection did not narrow it further`
       : 'the knee is the largest step that passed before it, a lower bound: the load where the SLO breaks was not reached';
-  return `The ramp stopped early: ${failedStepName(e)} measured nothing because ${why}. The report covers the ${done} step${done === 1 ? '' : 's'} that completed; ${meaning}.`;
+  const what = e.duringStep === true
+    ? `the target stopped answering during ${failedStepName(e)}, so that step shows an outage, not the target's capacity, and is left out: it does not bound the knee`
+    : `${failedStepName(e)} measured nothing because ${why}`;
+  if (done === 0) return `The ramp stopped early: ${what}. No step completed before it, so there is no knee.`;
+  return `The ramp stopped early: ${what}. The report covers the ${done} step${done === 1 ? '' : 's'} that completed; ${meaning}.`;
+}
+
+/** "failed with an error", or after an outage "ran into an outage of the target": what happened to the step that ended the ramp. */
+function failedHow(error: CapacityStepError): string {
+  return error.duringStep === true ? 'ran into an outage of the target' : 'failed with an error';
 }
 
 /** The sentence about the knee, with what it means for each stop reason. */
@@ -564,7 +574,7 @@ export function kneeSentence(result: CapacityResult): string {
   const k = result.knee;
   if (k === null) {
     return result.stopReason === 'error' && result.error !== undefined
-      ? `Knee: none, no step met the SLO and settled before ${failedStepName(result.error)} failed.`
+      ? `Knee: none, no step met the SLO and settled before ${failedStepName(result.error)} ${result.error.duringStep === true ? 'ran into an outage of the target' : 'failed'}.`
       : 'Knee: none, not even the first step met the SLO and settled.';
   }
   const what = `step ${k.step}, ${formatCount(k.devices)} devices, ${formatNumber(round2(k.offeredRate))} msg/s offered, ${formatNumber(round2(k.deliveredPerSec))} delivered/s`;
@@ -576,10 +586,10 @@ export function kneeSentence(result: CapacityResult): string {
     case 'aborted':
       return `Knee: at least ${what} (the ramp was interrupted).`;
     case 'error': {
-      const failed = result.error === undefined ? 'a later step' : failedStepName(result.error);
+      const failed = result.error === undefined ? 'a later step failed with an error' : `${failedStepName(result.error)} ${failedHow(result.error)}`;
       return firstBrokenStep(result) !== undefined
-        ? `Knee: ${what} (not narrowed further: ${failed} failed with an error).`
-        : `Knee: at least ${what} (a lower bound: ${failed} failed with an error before the SLO broke).`;
+        ? `Knee: ${what} (not narrowed further: ${failed}).`
+        : `Knee: at least ${what} (a lower bound: ${failed} before the SLO broke).`;
     }
     case 'slo-broken':
       return `Knee: ${what}.`;
@@ -603,7 +613,7 @@ export function formatCapacityText(result: CapacityResult): string {
   out.push(`Capacity of ${result.scenario.name} against ${describeCapacityTarget(result)}, SLO ${result.slo}`);
   out.push('');
   if (result.steps.length === 0) {
-    out.push('  No step ran.');
+    out.push(result.error?.duringStep === true ? '  No step completed.' : '  No step ran.');
   } else {
     const steps = capacityStepTable(result);
     out.push(...formatTable(steps.header, steps.rows, steps.header.map((_, i): Align => (i === 0 ? 'left' : 'right'))));

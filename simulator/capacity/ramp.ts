@@ -40,12 +40,36 @@
  * - `slo-broken`: an SLO clause failed or the step did not settle.
  * - `max-steps`: every planned step passed; the knee is at least the last one.
  * - `aborted`: interrupted; the step that was running is left out (its run.json is still in its folder).
- * - `error`: a step after the first failed with an error instead of measuring anything (the target went
- *   away, the run threw, a full disk); result.error keeps the step and the message. The knee comes from
- *   the steps before it: a lower bound, unless the SLO had broken already (a failed refinement step).
- *   At step 1 nothing was measured, so the error is thrown as runScenario threw it.
+ * - `error`: the target stopped answering during a step (an outage, below), or a step after the first
+ *   failed with an error instead of measuring anything (the target went away between steps, the run
+ *   threw, a full disk); result.error keeps the step and the message, and the step is not in `steps`.
+ *   The knee comes from the steps before it: a lower bound, unless the SLO had broken already (a failed
+ *   refinement step). An error thrown at step 1 is thrown as runScenario threw it: nothing was measured.
  * With `refine` > 0 a broken SLO is followed by up to that many bisection steps between the last good
  * load and the first bad one; an error or an interrupt ends the bisection with that stop reason.
+ *
+ * An outage is not a capacity limit (findOutage). A target that dies or hangs in the middle of a step
+ * rarely makes runScenario throw: the step ends with failed connections and nothing delivered after the
+ * outage, and judged on its numbers alone it would break the SLO (or, with QoS 0 publishers that drop
+ * while offline, even pass it) at a load the target may well carry. So after every step, before it is
+ * judged, the ramp looks for signs that the target stopped answering; any one of them is an outage:
+ * - the target (a --target or the scenario's) no longer accepts a TCP connection once the step is over:
+ *   the same check runScenario makes before a run (checkReachable);
+ * - the --broker-pid process is gone once the step is over;
+ * - the embedded broker was down during the step (its process gone: no resident memory in a timeline
+ *   point after it had some) other than while the scenario's own `broker:` chaos had it down;
+ * - deliveries stopped: the subscribers received nothing at all over the last quarter of the hold (at
+ *   least two intervals), where at the pace of the step's best interval before it they would have
+ *   received at least outageMinMissed (10), and no chaos action of the scenario was at work during the
+ *   hold. A target at its limit still delivers at its limit, however late; one that stops delivering
+ *   altogether has stopped answering (a hung broker still accepts TCP connections, so the connection
+ *   check misses it).
+ * The step then ends the ramp with stop reason `error`, kind `target-unreachable`, a message saying the
+ * target stopped answering during step k and why; it is left out of `steps` (so it bounds no knee), and
+ * its run.json stays in its folder. This holds for step 1 too (no knee then), and for a broker that
+ * crashed because of the load (the ramp sees that it went away, not why). What it does not catch:
+ * a target that went down and was back (restarted by a supervisor) before the end of the step, which
+ * shows as an ordinary bad step; its run.json shows the disconnects.
  *
  * It prints nothing: progress goes through the callbacks, and the result (also written as capacity.json
  * and report.html by writeCapacityReport) is returned.
@@ -53,7 +77,7 @@
 import { join } from 'node:path';
 import { packageVersion } from '../../cli/version.js';
 import { PidUsageSampler } from '../metrics/process-usage.js';
-import { runScenario, RunSetupError, TargetUnreachableError, type RunOptions } from '../orchestrator/run.js';
+import { checkReachable, runScenario, RunSetupError, TargetUnreachableError, type RunOptions } from '../orchestrator/run.js';
 import { AssertionSyntaxError, evaluateAssertions, metricProblem, parseAssertion } from '../report/assertions.js';
 import type { Reporter, RunEvent } from '../report/reporter.js';
 import type { AssertionResult, RunResult, TimelinePoint } from '../report/run-result.js';
@@ -392,6 +416,96 @@ export function describeFailure(step: CapacityStep): string {
   return parts.join('; ');
 }
 
+// ------------------------------------------------------------------------------------------ outages
+
+/** Deliveries a silent end of the hold must have missed, at the step's earlier pace, to count as an outage (module comment): fewer could be chance. */
+export const outageMinMissed = 10;
+
+/** Chaos actions that take the embedded broker down on purpose. */
+const brokerDownChaos: ReadonlySet<string> = new Set(['broker-kill', 'broker-restart']);
+
+/**
+ * The signs of an outage in a step's own run (module comment), one sentence each; [] when there are
+ * none. Pure: the embedded broker down outside the scenario's broker chaos, and deliveries that stopped
+ * before the end of the hold. `offeredRate`: the step's offered msg/s.
+ */
+export function outageSigns(result: RunResult, offeredRate: number, intervalMs = 1000): string[] {
+  const signs: string[] = [];
+  const chaos = result.chaos ?? [];
+
+  if (result.target.embedded) {
+    // sample() reads no memory once the process is gone (and everywhere without /proc: hence "after it had some").
+    let measured = false;
+    for (const p of result.timeline) {
+      if (p.broker === undefined) continue;
+      if (p.broker.rssBytes > 0) {
+        measured = true;
+        continue;
+      }
+      if (!measured) continue;
+      // A point is sampled a little after its atMs: one interval of margin on each side of the action.
+      const deliberate = chaos.some((c) => brokerDownChaos.has(c.action) && p.atMs >= c.atMs - intervalMs && p.atMs <= (c.endMs ?? Infinity) + intervalMs);
+      if (!deliberate) {
+        signs.push(`the embedded broker's process was gone at ${formatSeconds(p.atMs)} into the step, and no broker chaos of the scenario had stopped it`);
+        break;
+      }
+    }
+  }
+
+  const hold = steadyPoints(result, intervalMs);
+  if (hold.length >= 2 && offeredRate > 0) {
+    const window = hold.slice(-Math.max(2, Math.floor(hold.length / 4)));
+    const windowStartMs = window[0]!.atMs - intervalMs;
+    const seconds = (window.length * intervalMs) / 1000;
+    const silent = window.every((p) => p.deliveredPerSec === 0);
+    const pace = Math.max(0, ...result.timeline.filter((p) => p.atMs <= windowStartMs).map((p) => p.deliveredPerSec));
+    const chaosInHold = chaos.some((c) => (c.endMs ?? Infinity) >= result.scenario.phases.rampUpMs);
+    if (silent && pace * seconds >= outageMinMissed && !chaosInHold) {
+      signs.push(`deliveries stopped: the subscribers had received up to ${msgs(pace)} msg/s earlier in the step, then nothing over the last ${formatSeconds(seconds * 1000)} of the hold while ${msgs(offeredRate)} msg/s were offered`);
+    }
+  }
+  return signs;
+}
+
+function formatSeconds(ms: number): string {
+  return `${Math.round(ms / 100) / 10} s`;
+}
+
+/**
+ * `target mqtt://host:1883 is unreachable: ECONNREFUSED.` without runScenario's advice for a single
+ * run (check the URL, or omit the target): in a ramp the target answered before, so that advice does not fit.
+ */
+export function withoutRunAdvice(message: string): string {
+  return message.replace(/\.\s+Check that the broker runs\b[^]*$/, '.');
+}
+
+/** What a later step's unreachable error says in a ramp: runScenario's message, with advice that fits a target that answered the steps before. */
+export function unreachableInRamp(message: string): string {
+  const base = withoutRunAdvice(message);
+  return base === message ? message : `${base} It answered the steps before, so it went down or stopped accepting connections since; check the broker and its log.`;
+}
+
+/**
+ * Every sign that the target stopped answering during the step just run (module comment): outageSigns,
+ * then what is checked once the step is over: whether the --broker-pid process still exists and whether
+ * the target still accepts a connection. [] when the target was there throughout.
+ */
+export async function findOutage(result: RunResult, scenario: Scenario, brokerPid: number | undefined, intervalMs = 1000): Promise<string[]> {
+  const signs = outageSigns(result, expectedPublishRates(scenario).total, intervalMs);
+  if (brokerPid !== undefined && process.platform === 'linux' && !new PidUsageSampler(brokerPid).exists()) {
+    signs.push(`the broker process (--broker-pid ${brokerPid}) is gone after the step`);
+  }
+  if (scenario.target !== null) {
+    try {
+      await checkReachable(scenario.target);
+    } catch (err) {
+      if (!(err instanceof TargetUnreachableError)) throw err;
+      signs.push(`after the step, ${withoutRunAdvice(err.message).replace(/\.$/, '')}`);
+    }
+  }
+  return signs;
+}
+
 // ------------------------------------------------------------------------------------------ the ramp
 
 /** What the ramp is about to run. */
@@ -440,7 +554,7 @@ export interface CapacityOutcome {
   jsonPath: string | null;
   /** Report files that could not be written. */
   problems: string[];
-  /** With stopReason 'error': what the failed step threw (result.error has its message), for the CLI to print. */
+  /** With stopReason 'error': what the failed step threw (result.error has its message), for the CLI to print; absent after an outage, where nothing threw. */
   stepFailure?: unknown;
 }
 
@@ -489,7 +603,8 @@ function stepFromRun(index: number, scenario: Scenario, result: RunResult, slo: 
  * cost model and the extrapolation; writes capacity.json and report.html when reportDir is set.
  * Errors of the first step (unreachable target, a setup problem, anything the run throws) are thrown as
  * runScenario throws them; later ones end the ramp with the steps done (stop reason `error`, or
- * `generator-saturated` when the simulator cannot hold the step on this machine).
+ * `generator-saturated` when the simulator cannot hold the step on this machine). An outage during any
+ * step, the first included, ends it with stop reason `error` too (findOutage).
  */
 export async function runCapacityRamp(input: Scenario, options: CapacityOptions): Promise<CapacityOutcome> {
   const now = options.now ?? (() => new Date());
@@ -559,7 +674,7 @@ export async function runCapacityRamp(input: Scenario, options: CapacityOptions)
         devices: rampedDevices(scenario),
         offeredRate: expectedPublishRates(scenario).total,
         kind: unreachable ? 'target-unreachable' : 'internal',
-        message: brokerGone && !(err instanceof TargetUnreachableError) ? `the broker process (--broker-pid ${options.brokerPid}) is gone: ${message}` : message,
+        message: brokerGone && !(err instanceof TargetUnreachableError) ? `the broker process (--broker-pid ${options.brokerPid}) is gone: ${message}` : unreachable ? unreachableInRamp(message) : message,
       };
       return { stop: 'error', detail: `${what} failed${unreachable ? ' (the target became unreachable)' : ''}, so it measured nothing: ${error.message}`, error, cause: err };
     }
@@ -567,6 +682,22 @@ export async function runCapacityRamp(input: Scenario, options: CapacityOptions)
       return { stop: 'aborted', detail: `interrupted during ${what}; that step is left out${runOptions.reportDir ? ` (its partial run.json is in step-${index}/)` : ''}` };
     }
     const { step, result } = outcome;
+    // An outage is not a capacity limit: the step is left out, whatever its numbers say (module comment).
+    const outage = await findOutage(result, scenario, options.brokerPid, intervalMs);
+    if (outage.length > 0) {
+      const error: CapacityStepError = {
+        step: index,
+        refining,
+        devices: step.devices,
+        offeredRate: step.offeredRate,
+        kind: 'target-unreachable',
+        message: `the target stopped answering during ${refining ? 'refinement step' : 'step'} ${index}: ${outage.join('; ')}`,
+        duringStep: true,
+        ...(step.runJson !== undefined ? { runJson: step.runJson } : {}),
+      };
+      const where = step.runJson === undefined ? '' : ` (its run.json is in step-${index}/)`;
+      return { stop: 'error', detail: `${what} ran into an outage, not a capacity limit, so it is left out${where}: ${error.message}`, error };
+    }
     steps.push(step);
     loadOfStep.set(index, load);
     options.onStepEnd?.(step, result);

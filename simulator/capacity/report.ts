@@ -163,8 +163,12 @@ function stepErrorCallout(result: CapacityResult): string {
   const sentence = stepErrorSentence(result);
   const e = result.error;
   if (sentence === null || e === undefined) return '';
-  const title = `The ramp stopped because ${e.refining ? 'refinement step' : 'step'} ${e.step} failed${e.kind === 'target-unreachable' ? ': the target became unreachable' : ''}`;
-  return `<div class="callout bad"><strong>${esc(title)}</strong><p>${esc(e.message)}</p><p>${esc(sentence)}</p></div>`;
+  const name = `${e.refining ? 'refinement step' : 'step'} ${e.step}`;
+  const title = e.duringStep === true
+    ? `The ramp stopped because the target stopped answering during ${name}: an outage, not a capacity limit`
+    : `The ramp stopped because ${name} failed${e.kind === 'target-unreachable' ? ': the target became unreachable' : ''}`;
+  const runJson = e.runJson === undefined ? '' : `<p>Its run, with the disconnects and errors it saw: <a href="${esc(e.runJson)}">${esc(e.runJson)}</a> · <a href="${esc(join(dirname(e.runJson), 'report.html'))}">${esc(join(dirname(e.runJson), 'report.html'))}</a></p>`;
+  return `<div class="callout bad"><strong>${esc(title)}</strong><p>${esc(e.message)}</p><p>${esc(sentence)}</p>${runJson}</div>`;
 }
 
 function header(result: CapacityResult): string {
@@ -197,7 +201,7 @@ function keyFigures(result: CapacityResult): string {
 }
 
 function stepsSection(result: CapacityResult): string {
-  if (result.steps.length === 0) return '<p class="note">No step ran.</p>';
+  if (result.steps.length === 0) return `<p class="note">${result.error?.duringStep === true ? 'No step completed.' : 'No step ran.'}</p>`;
   const t = capacityStepTable(result);
   const notes = capacityStepNotes(result);
   const links = result.steps

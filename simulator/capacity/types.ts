@@ -56,10 +56,16 @@ export type CapacityStopReason =
   | 'max-steps'
   /** Interrupted (Ctrl-C). */
   | 'aborted'
-  /** A step after the first failed with an error (the target went away, a run threw): the knee is from the steps before it. */
+  /**
+   * The target stopped answering during a step (an outage, not a capacity limit), or a step after the
+   * first failed with an error (the target went away, a run threw): the knee is from the steps before it.
+   */
   | 'error';
 
-/** The step whose run failed with an error instead of measuring anything (stopReason 'error'). */
+/**
+ * The step that ended the ramp with stopReason 'error': its run failed with an error instead of
+ * measuring anything, or (duringStep) the target stopped answering while it ran.
+ */
 export interface CapacityStepError {
   /** The index the step had (it is not in steps). */
   step: number;
@@ -69,12 +75,21 @@ export interface CapacityStepError {
   devices: number;
   offeredRate: number;
   /**
-   * target-unreachable: the target refused or stopped answering (or the --broker-pid process is gone);
+   * target-unreachable: the target refused or stopped answering, before or during the step (or the
+   * --broker-pid process is gone);
    * internal: anything else (a run that threw, a full disk). The CLI exits 3 or 4 on them.
    */
   kind: 'target-unreachable' | 'internal';
-  /** The error's message, as thrown. */
+  /** What happened: the error's message (for a target unreachable at a later step, with advice that fits a ramp), or the signs of the outage. */
   message: string;
+  /**
+   * The step ran, but the target stopped answering during it (the target unreachable after it, the
+   * broker process gone, or nothing delivered at the end of the hold): its numbers show the outage, not
+   * the target's capacity, so it is left out of steps. Absent when the step failed before measuring anything.
+   */
+  duringStep?: true;
+  /** With duringStep: the step's run.json, relative to the capacity report folder (absent with --no-report). */
+  runJson?: string;
 }
 
 /** A least-squares line y = intercept + slope·x with its fit quality. */

@@ -3,6 +3,7 @@
  * with exit 2 before anything runs, a tiny real ramp of two steps against the embedded broker that
  * writes capacity.json, report.html and each step's run.json and exits 0, and a ramp whose target goes
  * away after step 1: the report of step 1 is still written, with stop reason error, and the exit is 3.
+ * (A target that goes away during a step: test/integration/simulator/capacity-outage.test.ts.)
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
@@ -25,35 +26,48 @@ afterEach(async () => {
 });
 
 /**
- * A target that goes away: a TCP forwarder to a real broker that stops listening once it has accepted
- * `connections` connections (those already accepted keep working). Deterministic, unlike stopping a
- * broker when a progress line shows up: the next step's reachability check follows that line at once.
+ * A target that goes away: a TCP forwarder to a real broker that takes `clients` MQTT clients (connections
+ * that send something) and drops every later one as soon as it sends its CONNECT (those already taken
+ * keep working). Connections that send nothing, the ramp's reachability checks, are always accepted.
+ * Deterministic, unlike stopping a broker when a progress line shows up, or counting accepted
+ * connections: the check after step 1 and the one before step 2 follow each other at once.
  */
-async function vanishingTarget(upstreamPort: number, connections: number): Promise<{ url: string; accepted: () => number }> {
-  let accepted = 0;
+async function vanishingTarget(upstreamPort: number, clients: number): Promise<{ url: string; taken: () => number; dropped: () => number }> {
+  let taken = 0;
+  let dropped = 0;
   const sockets = new Set<net.Socket>();
   const server = net.createServer((client) => {
-    accepted++;
-    if (accepted >= connections) server.close();
-    const upstream = net.connect({ host: '127.0.0.1', port: upstreamPort });
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on('error', () => undefined);
-      s.on('close', () => {
-        sockets.delete(s);
+    sockets.add(client);
+    client.on('error', () => undefined);
+    client.on('close', () => sockets.delete(client));
+    client.once('data', (first: Buffer) => {
+      if (taken >= clients) {
+        dropped++;
         client.destroy();
-        upstream.destroy();
-      });
-    }
-    client.pipe(upstream);
-    upstream.pipe(client);
+        return;
+      }
+      taken++;
+      const upstream = net.connect({ host: '127.0.0.1', port: upstreamPort });
+      sockets.add(upstream);
+      upstream.on('error', () => undefined);
+      for (const s of [client, upstream]) {
+        s.on('close', () => {
+          sockets.delete(s);
+          client.destroy();
+          upstream.destroy();
+        });
+      }
+      upstream.write(first);
+      client.pipe(upstream);
+      upstream.pipe(client);
+    });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   cleanups.push(() => {
     server.close();
     for (const s of sockets) s.destroy();
   });
-  return { url: `mqtt://127.0.0.1:${(server.address() as AddressInfo).port}`, accepted: () => accepted };
+  return { url: `mqtt://127.0.0.1:${(server.address() as AddressInfo).port}`, taken: () => taken, dropped: () => dropped };
 }
 
 function tempDir(): string {
@@ -100,8 +114,8 @@ describe('mqtt-sim capacity', () => {
     expect(help).toMatch(/Exit codes: 0 the ramp found a knee/);
     // The epilogue wraps at the terminal width.
     const flat = help.replace(/\s+/g, ' ');
-    expect(flat).toContain('error (a step after the first failed, e.g. the target went away: the report covers the steps before it');
-    expect(flat).toContain('3 target unreachable (at step 1: nothing written; at a later step: after writing the report of the steps before it)');
+    expect(flat).toContain('error (a step after the first failed, e.g. the target went away, or the target stopped answering during a step, an outage and not a capacity limit: the report covers the steps before it');
+    expect(flat).toContain('3 target unreachable (at the start of step 1: nothing written; at a later step, or during any step: after writing the report of the steps before it)');
   });
 
   it('rejects a bad --slo with exit 2 and the fix, before anything runs', async () => {
@@ -151,17 +165,18 @@ describe('mqtt-sim capacity', () => {
   it('keeps the steps done when the target goes away at step 2: writes the report with stop reason error, then exits 3', async () => {
     const broker = await startBroker();
     cleanups.push(() => void broker.close());
-    // Step 1 opens 4 connections: the reachability check, the consumer and its 2 devices. Then the target is gone.
-    const target = await vanishingTarget(broker.port, 4);
+    // Step 1's MQTT clients are its consumer and 2 devices; step 2's consumer is dropped.
+    const target = await vanishingTarget(broker.port, 3);
     const dir = tempDir();
     const out = join(dir, 'out');
     const cli = spawnCli(['capacity', tinyScenario(dir), '--slo', 'latency.e2e.p99<5s,qos1.lost==0', '--start', '2', '--max-steps', '3', '--hold', '2s', '--workers', '1', '--target', target.url, '--report-dir', out]);
     const code = await cli.waitForExit(60_000);
     const stderr = cli.stderr();
     expect(code, stderr).toBe(3);
-    expect(target.accepted(), stderr).toBe(4);
+    expect(target.taken(), stderr).toBe(3);
+    expect(target.dropped(), stderr).toBeGreaterThan(0);
     expect(stderr).toMatch(/step 1: SLO met, settled; /);
-    expect(stderr).toContain(`mqtt-sim capacity: step 2 could not reach the target, so the ramp stopped there: target ${target.url} is unreachable: ECONNREFUSED.`);
+    expect(stderr).toContain('mqtt-sim capacity: step 2 could not reach the target, so the ramp stopped there: no consumer could connect and subscribe: sink-0: ');
     expect(stderr).toContain('mqtt-sim capacity: the report covers the 1 step before it; exit code 3 (target unreachable)');
     expect(stderr).not.toMatch(STACK_FRAME);
 
@@ -169,11 +184,11 @@ describe('mqtt-sim capacity', () => {
     expect(written.steps.map((s) => [s.index, s.devices, s.sloMet, s.stable])).toEqual([[1, 2, true, true]]);
     expect(written.stopReason).toBe('error');
     expect(written.error).toMatchObject({ step: 2, refining: false, devices: 4, offeredRate: 40, kind: 'target-unreachable' });
-    expect(written.error!.message).toMatch(/is unreachable: ECONNREFUSED/);
+    expect(written.error!.message).toMatch(/^no consumer could connect and subscribe: sink-0: /);
     expect(written.knee).toMatchObject({ step: 1, devices: 2 });
     expect(existsSync(join(out, 'step-1', 'run.json'))).toBe(true);
     // The summary and the page say which step failed, why, and what the knee is worth.
-    expect(cli.stdout()).toContain('Stopped (error): step 2 (4 devices, 40 msg/s offered) failed (the target became unreachable), so it measured nothing: target ');
+    expect(cli.stdout()).toContain('Stopped (error): step 2 (4 devices, 40 msg/s offered) failed (the target became unreachable), so it measured nothing: no consumer could connect');
     expect(cli.stdout()).toContain('Knee: at least step 1, 2 devices, 20 msg/s offered');
     const html = readFileSync(join(out, 'report.html'), 'utf8');
     expect(html).toContain('<span class="verdict fail">STEP 2 FAILED</span>');

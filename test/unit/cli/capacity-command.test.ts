@@ -1,6 +1,7 @@
 import yargs from 'yargs';
 import { describe, expect, it } from 'vitest';
-import { capacityCommandBuilder, capacityExitCode, parseByteSize, scheduleFromArgs, type CapacityArgs } from '../../../cli/commands/capacity.js';
+import { capacityCommandBuilder, capacityExitCode, parseByteSize, scheduleFromArgs, stepFailureLines, type CapacityArgs } from '../../../cli/commands/capacity.js';
+import { errorCapacityResult, outageCapacityResult } from '../simulator/capacity/fixture-capacity.js';
 import { ExitCode, UserError } from '../../../cli/exit-codes.js';
 
 /** Parses `mqtt-sim capacity` arguments exactly as the command declares them, without running it. */
@@ -68,5 +69,18 @@ describe('mqtt-sim capacity flags', () => {
     // The ramp did not finish, knee or not: the code says why.
     expect(capacityExitCode({ stopReason: 'error', knee, error: failed('target-unreachable') })).toBe(ExitCode.Unreachable);
     expect(capacityExitCode({ stopReason: 'error', knee, error: failed('internal') })).toBe(ExitCode.Internal);
+    // The target stopped answering during a step: an outage, exit 3 as for an unreachable target.
+    expect(capacityExitCode({ stopReason: 'error', knee, error: { ...failed('target-unreachable'), duringStep: true } })).toBe(ExitCode.Unreachable);
+  });
+
+  it('says on stderr which step failed and why, and for an outage that the step is left out, with its run', () => {
+    expect(stepFailureLines(errorCapacityResult(), '/tmp/out', undefined)).toEqual([
+      `step 3 could not reach the target, so the ramp stopped there: ${errorCapacityResult().error!.message}`,
+      'the report covers the 2 steps before it; exit code 3 (target unreachable)',
+    ]);
+    expect(stepFailureLines(outageCapacityResult(), '/tmp/out', undefined)).toEqual([
+      'step 3 is left out, an outage is not a capacity limit: the target stopped answering during step 3: after the step, target mqtt://127.0.0.1:40123 is unreachable: ECONNREFUSED (its run: /tmp/out/step-3/run.json)',
+      'the report covers the 2 steps before it; exit code 3 (target unreachable)',
+    ]);
   });
 });

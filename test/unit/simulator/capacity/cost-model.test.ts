@@ -4,7 +4,7 @@ import type { CapacityResult, CostModel, LinearFit } from '../../../../simulator
 import { spareFileDescriptors } from '../../../../simulator/orchestrator/environment.js';
 import type { RunResult, TimelinePoint } from '../../../../simulator/report/run-result.js';
 import { fixture } from '../dashboard/fixture-run.js';
-import { capacityResult, errorCapacityResult, KiB, lines, MiB, step } from './fixture-capacity.js';
+import { capacityResult, errorCapacityResult, KiB, lines, MiB, outageCapacityResult, step } from './fixture-capacity.js';
 
 const GiB = 1024 * MiB;
 
@@ -415,6 +415,25 @@ describe('formatCapacityText', () => {
     expect(text).toContain('Stopped (error): step 3 (1,600 devices, 1,600 msg/s offered) failed (the target became unreachable), so it measured nothing: target mqtt://127.0.0.1:40123 is unreachable: ECONNREFUSED.');
     expect(text).toContain('The ramp stopped early: step 3 (1,600 devices, 1,600 msg/s offered) measured nothing because the target became unreachable. The report covers the 2 steps that completed; the knee is the largest step that passed before it, a lower bound: the load where the SLO breaks was not reached.\n');
     expect(text).toContain('Knee: at least step 2, 1,000 devices, 1,000 msg/s offered, 2,000 delivered/s (a lower bound: step 3 (1,600 devices, 1,600 msg/s offered) failed with an error before the SLO broke).');
+  });
+
+  it('says that the target stopped answering during a step, that the step is left out, and that the knee before it is a lower bound', () => {
+    const text = formatCapacityText(outageCapacityResult());
+    expect(text).toContain('  step 3 (1,600 devices, 1,600 msg/s offered): left out, the target stopped answering during it (an outage, not a capacity limit); the ramp stopped there\n');
+    expect(text).toContain('Stopped (error): step 3 (1,600 devices, 1,600 msg/s offered) ran into an outage, not a capacity limit, so it is left out (its run.json is in step-3/): the target stopped answering during step 3: after the step, target mqtt://127.0.0.1:40123 is unreachable: ECONNREFUSED\n');
+    expect(text).toContain("The ramp stopped early: the target stopped answering during step 3 (1,600 devices, 1,600 msg/s offered), so that step shows an outage, not the target's capacity, and is left out: it does not bound the knee. The report covers the 2 steps that completed; the knee is the largest step that passed before it, a lower bound: the load where the SLO breaks was not reached.\n");
+    expect(text).toContain('Knee: at least step 2, 1,000 devices, 1,000 msg/s offered, 2,000 delivered/s (a lower bound: step 3 (1,600 devices, 1,600 msg/s offered) ran into an outage of the target before the SLO broke).');
+    expect(text).not.toContain('measured nothing');
+  });
+
+  it('says there is no knee when the target stopped answering during step 1', () => {
+    const base = outageCapacityResult();
+    const result: CapacityResult = { ...base, steps: [], knee: null, costModel: fitCostModel([], null), error: { ...base.error!, step: 1, devices: 400, offeredRate: 400 } };
+    delete result.extrapolation;
+    const text = formatCapacityText(result);
+    expect(text).toContain('  No step completed.\n');
+    expect(text).toContain('The ramp stopped early: the target stopped answering during step 1 (400 devices, 400 msg/s offered), so that step shows an outage, not the target\'s capacity, and is left out: it does not bound the knee. No step completed before it, so there is no knee.\n');
+    expect(text).toContain('Knee: none, no step met the SLO and settled before step 1 (400 devices, 400 msg/s offered) ran into an outage of the target.');
   });
 
   it('keeps the knee of a broken SLO when a refinement step then failed, and says it was not narrowed', () => {

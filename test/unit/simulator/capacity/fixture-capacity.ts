@@ -70,7 +70,7 @@ export function errorCapacityResult(): CapacityResult {
   const base = capacityResult();
   const steps = base.steps.slice(0, 2);
   const knee = steps[1]!;
-  const message = 'target mqtt://127.0.0.1:40123 is unreachable: ECONNREFUSED. Check that the broker runs and the URL is right, or omit the target to use the embedded reference broker.';
+  const message = 'target mqtt://127.0.0.1:40123 is unreachable: ECONNREFUSED. It answered the steps before, so it went down or stopped accepting connections since; check the broker and its log.';
   return {
     ...base,
     steps,
@@ -79,5 +79,16 @@ export function errorCapacityResult(): CapacityResult {
     error: { step: 3, refining: false, devices: 1600, offeredRate: 1600, kind: 'target-unreachable', message },
     knee: { step: knee.index, devices: knee.devices, offeredRate: knee.offeredRate, deliveredPerSec: knee.deliveredPerSec },
     costModel: fitCostModel(steps, knee.index),
+  };
+}
+
+/** The ramp of capacityResult() stopped by an outage: steps 1 and 2 ran, the target stopped answering during step 3. */
+export function outageCapacityResult(): CapacityResult {
+  const base = errorCapacityResult();
+  const message = 'the target stopped answering during step 3: after the step, target mqtt://127.0.0.1:40123 is unreachable: ECONNREFUSED';
+  return {
+    ...base,
+    stopDetail: `step 3 (1,600 devices, 1,600 msg/s offered) ran into an outage, not a capacity limit, so it is left out (its run.json is in step-3/): ${message}`,
+    error: { step: 3, refining: false, devices: 1600, offeredRate: 1600, kind: 'target-unreachable', message, duringStep: true, runJson: 'step-3/run.json' },
   };
 }

@@ -2,19 +2,21 @@
  * The capacity ramp's pure parts: the SLO syntax, the planned loads, scaling a scenario into a step,
  * the stability rule on synthetic timelines, the knee and the stop reasons.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { RunSetupError, TargetUnreachableError, type RunOptions, type RunOutcome } from '../../../../simulator/orchestrator/run.js';
+import net, { type AddressInfo } from 'node:net';
+import { checkReachable, RunSetupError, TargetUnreachableError, type RunOptions, type RunOutcome } from '../../../../simulator/orchestrator/run.js';
 import {
   apportion,
   chooseKnee,
   fanOut,
   judgeGenerator,
   judgeStability,
+  outageSigns,
   parseSlo,
   plannedLoads,
   RampSetupError,
@@ -22,6 +24,8 @@ import {
   runCapacityRamp,
   scaleScenario,
   stopReasonFor,
+  unreachableInRamp,
+  withoutRunAdvice,
   type CapacityOptions,
   type StepStart,
 } from '../../../../simulator/capacity/ramp.js';
@@ -31,6 +35,7 @@ import type { Scenario } from '../../../../simulator/scenario/types.js';
 import { readRunResult } from '../../../../simulator/report/write-run.js';
 import { expectedPublishRates } from '../../../../simulator/scenario/rates.js';
 import { parseScenario } from '../../../../simulator/scenario/load.js';
+import { REFUSED_PORT } from '../../../helpers/broker.js';
 
 const plantYaml = `
 name: plant
@@ -337,15 +342,82 @@ describe('chooseKnee', () => {
   });
 });
 
+// ---------------------------------------------------------------- outages
+
+describe('outageSigns', () => {
+  /** The embedded broker's resident memory at each point of runWith's timeline, by atMs (the rest keep the fixture's). */
+  const withBrokerRss = (run: RunResult, rssAt: Record<number, number>): RunResult => {
+    run.timeline = run.timeline.map((p) => (rssAt[p.atMs] === undefined ? p : { ...p, broker: { cpu: 0, rssBytes: rssAt[p.atMs]! } }));
+    return run;
+  };
+
+  it('finds none in a step that delivered to the end, or in an overloaded one that still delivers at its limit', () => {
+    expect(outageSigns(runWith(flat(8, 100, 100, 10)), 100)).toEqual([]);
+    expect(outageSigns(runWith(flat(8, 100, 20, 900)), 100)).toEqual([]);
+  });
+
+  it('calls deliveries that stopped over the last quarter of the hold an outage', () => {
+    const run = runWith([...flat(5, 100, 100, 10), ...flat(3, 100, 0, null)]);
+    expect(outageSigns(run, 100)).toEqual(['deliveries stopped: the subscribers had received up to 100 msg/s earlier in the step, then nothing over the last 2 s of the hold while 100 msg/s were offered']);
+  });
+
+  it('does not count a silence that a slow pace explains, or one while the scenario\'s own chaos acted', () => {
+    // 3 msg/s: 6 deliveries due over the last 2 s; missing them could be chance.
+    const slow = runWith([...flat(5, 3, 3, 10), ...flat(3, 3, 0, null)]);
+    slow.timeline = slow.timeline.map((p) => (p.atMs === 2000 ? { ...p, deliveredPerSec: 3 } : p));
+    expect(outageSigns(slow, 3)).toEqual([]);
+    const partitioned = runWith([...flat(5, 100, 100, 10), ...flat(3, 100, 0, null)]);
+    partitioned.chaos = [{ atMs: 7000, action: 'partition', outcome: 'ok', detail: 'sensors cut off', endMs: 9000 }];
+    expect(outageSigns(partitioned, 100)).toEqual([]);
+  });
+
+  it('calls the embedded broker gone during the step an outage, unless the scenario\'s broker chaos stopped it', () => {
+    const crashed = withBrokerRss(runWith(flat(8, 100, 100, 10)), { 8000: 0, 9000: 0 });
+    expect(outageSigns(crashed, 100)).toEqual(["the embedded broker's process was gone at 8 s into the step, and no broker chaos of the scenario had stopped it"]);
+    const killed = withBrokerRss(runWith(flat(8, 100, 100, 10)), { 8000: 0, 9000: 0 });
+    killed.chaos = [{ atMs: 7600, action: 'broker-kill', outcome: 'ok', detail: 'killed pid 1, restarted', endMs: 8900 }];
+    expect(outageSigns(killed, 100)).toEqual([]);
+    // Down again after the chaos was over: not the chaos.
+    const again = withBrokerRss(runWith(flat(8, 100, 100, 10)), { 8000: 0, 10_000: 0 });
+    again.chaos = killed.chaos;
+    expect(outageSigns(again, 100)).toEqual(["the embedded broker's process was gone at 10 s into the step, and no broker chaos of the scenario had stopped it"]);
+  });
+
+  it('reads no outage from a broker never measured (no /proc) or from a remote target', () => {
+    const zeros = Object.fromEntries([1000, 2000, ...Array.from({ length: 10 }, (_, i) => 3000 + i * 1000)].map((at) => [at, 0]));
+    expect(outageSigns(withBrokerRss(runWith(flat(8, 100, 100, 10)), zeros), 100)).toEqual([]);
+    const remote = withBrokerRss(runWith(flat(8, 100, 100, 10)), { 8000: 0 });
+    remote.target = { ...remote.target, embedded: false };
+    expect(outageSigns(remote, 100)).toEqual([]);
+  });
+});
+
+describe('unreachableInRamp', () => {
+  it("drops run's advice to omit the target from its unreachable message, for a target that answered the steps before", async () => {
+    const err: unknown = await checkReachable({ urls: [`mqtt://127.0.0.1:${REFUSED_PORT}`], protocolVersion: 5, connectTimeoutMs: 2000 }).then(() => null, (e: unknown) => e);
+    expect(err).toBeInstanceOf(TargetUnreachableError);
+    const message = (err as Error).message;
+    // What `mqtt-sim run` prints keeps its advice.
+    expect(message).toMatch(/or omit the target to use the embedded reference broker\.$/);
+    expect(withoutRunAdvice(message)).toBe(`target mqtt://127.0.0.1:${REFUSED_PORT} is unreachable: ECONNREFUSED.`);
+    expect(unreachableInRamp(message)).toBe(
+      `target mqtt://127.0.0.1:${REFUSED_PORT} is unreachable: ECONNREFUSED. It answered the steps before, so it went down or stopped accepting connections since; check the broker and its log.`,
+    );
+    // Other messages pass as they are.
+    expect(unreachableInRamp('no consumer could connect and subscribe: ECONNRESET')).toBe('no consumer could connect and subscribe: ECONNRESET');
+  });
+});
+
 // ---------------------------------------------------------------- the loop, with a synthetic step runner
 
 /**
  * Stands in for runScenario so the loop's decisions can be checked in milliseconds (the real loop against
  * a real rate-limited broker is test/integration/simulator/capacity-knee.test.ts): a target that delivers
  * at most `limit` msg/s, whose e2e p99 is 10 ms below the limit and 400 ms above it; `saturated`
- * devices counts whose generator saturates over the whole hold; `fail` throws or aborts at a step.
+ * devices counts whose generator saturates over the whole hold; `fail` throws or aborts at a step;
+ * `silentAt` delivers nothing over the second half of that step's hold (a target that stopped answering).
  */
-function syntheticRunner(limit: number, behave: { saturatedFrom?: number; fail?: Record<number, Error | 'abort'> } = {}) {
+function syntheticRunner(limit: number, behave: { saturatedFrom?: number; fail?: Record<number, Error | 'abort'>; silentAt?: number } = {}) {
   const calls: Array<{ scenario: Scenario; options: RunOptions }> = [];
   const runner = async (scenario: Scenario, options: RunOptions): Promise<RunOutcome> => {
     calls.push({ scenario, options });
@@ -366,7 +438,8 @@ function syntheticRunner(limit: number, behave: { saturatedFrom?: number; fail?:
         atMs,
         phase: atMs <= rampUpMs ? 'ramp-up' : 'steady',
         publishedPerSec: offered,
-        deliveredPerSec: Math.min(offered, limit),
+        // silentAt: the target stops answering halfway through that call's hold; nothing is delivered after.
+        deliveredPerSec: behave.silentAt === calls.length && atMs > rampUpMs + steadyMs / 2 ? 0 : Math.min(offered, limit),
         e2eP99Ms: offered <= limit ? 10 : 10 + atMs / 10,
         generator: { loopDelayP99Ms: saturated ? 200 : 2, scheduleSlipP99Ms: 1, cpu: 0.2, saturated },
         simulator: { cpu: 0.01 * devices, rssBytes: 50e6 + 1e5 * devices },
@@ -531,6 +604,74 @@ describe('runCapacityRamp', () => {
     expect(result.knee).toMatchObject({ step: 4, devices: 25 });
   });
 
+  it('leaves out a step during which the target stopped answering: stop reason error, not slo-broken, the knee before it', async () => {
+    // Step 3 (300 msg/s) is over the limit too, but the outage, not the limit, is what it shows.
+    const ended: number[] = [];
+    const { result, stepFailure } = await runCapacityRamp(ten(), rampOptions(syntheticRunner(250, { silentAt: 3 }).runner, { onStepEnd: (s) => ended.push(s.index) }));
+    expect(result.steps.map((s) => s.devices)).toEqual([10, 20]);
+    expect(ended).toEqual([1, 2]);
+    expect(result.stopReason).toBe('error');
+    expect(result.error).toEqual({
+      step: 3, refining: false, devices: 30, offeredRate: 300, kind: 'target-unreachable', duringStep: true,
+      message: 'the target stopped answering during step 3: deliveries stopped: the subscribers had received up to 250 msg/s earlier in the step, then nothing over the last 2 s of the hold while 300 msg/s were offered',
+    });
+    expect(result.stopDetail).toBe(`step 3 (30 devices, 300 msg/s offered) ran into an outage, not a capacity limit, so it is left out: ${result.error!.message}`);
+    expect(stepFailure).toBeUndefined();
+    expect(result.knee).toMatchObject({ step: 2, devices: 20 });
+    expect(result.costModel.fittedSteps).toEqual([1, 2]);
+  });
+
+  it('keeps the knee of a broken SLO when the target stops answering during a refinement step', async () => {
+    // 10, 20 good; 30 bad; refinement step 4 (25) runs into an outage.
+    const { result } = await runCapacityRamp(ten(), rampOptions(syntheticRunner(250, { silentAt: 4 }).runner, { refine: 3 }));
+    expect(result.steps.map((s) => s.devices)).toEqual([10, 20, 30]);
+    expect(result.stopReason).toBe('error');
+    expect(result.error).toMatchObject({ step: 4, refining: true, devices: 25, kind: 'target-unreachable', duringStep: true });
+    expect(result.error!.message).toMatch(/^the target stopped answering during refinement step 4: deliveries stopped: /);
+    expect(result.stopDetail).toMatch(/^step 3 .*; then refinement step 4 \(25 devices, 250 msg\/s offered\) ran into an outage, not a capacity limit, so it is left out: /);
+    expect(result.knee).toMatchObject({ step: 2, devices: 20 });
+  });
+
+  it('checks after every step that the target still accepts a connection, and ends the ramp at the first step after which it does not', async () => {
+    const server = net.createServer((socket) => socket.destroy());
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    let probes = 0;
+    server.on('connection', () => probes++);
+    try {
+      const reachable = parseScenario(tenYaml.replace('phases:', `target: { url: "mqtt://127.0.0.1:${(server.address() as AddressInfo).port}" }\nphases:`), 'ten.yaml');
+      const { result } = await runCapacityRamp(reachable, rampOptions(syntheticRunner(10_000).runner, { schedule: { mode: 'devices', start: 10, step: 10, maxSteps: 2 } }));
+      expect(result.stopReason).toBe('max-steps');
+      expect(probes).toBe(2);
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+
+    // Gone after step 1: even the first step is left out, and the report is still written (no knee).
+    const dir = mkdtempSync(join(tmpdir(), 'mqtt-sim-ramp-'));
+    try {
+      const refused = parseScenario(tenYaml.replace('phases:', `target: { url: "mqtt://127.0.0.1:${REFUSED_PORT}" }\nphases:`), 'ten.yaml');
+      const { result, jsonPath } = await runCapacityRamp(refused, rampOptions(syntheticRunner(10_000).runner, { reportDir: dir }));
+      expect(result.steps).toEqual([]);
+      expect(result.stopReason).toBe('error');
+      expect(result.error).toEqual({
+        step: 1, refining: false, devices: 10, offeredRate: 100, kind: 'target-unreachable', duringStep: true, runJson: 'step-1/run.json',
+        message: `the target stopped answering during step 1: after the step, target mqtt://127.0.0.1:${REFUSED_PORT} is unreachable: ECONNREFUSED`,
+      });
+      expect(result.stopDetail).toBe(`step 1 (10 devices, 100 msg/s offered) ran into an outage, not a capacity limit, so it is left out (its run.json is in step-1/): ${result.error!.message}`);
+      expect(result.knee).toBeNull();
+      expect(JSON.parse(readFileSync(jsonPath!, 'utf8'))).toEqual(result);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('rewrites the advice of an unreachable target at a later step for a ramp', async () => {
+    const unreachable = new TargetUnreachableError(`target mqtt://127.0.0.1:1 is unreachable: ECONNREFUSED. Check that the broker runs and the URL is right, or omit the target to use the embedded reference broker.`);
+    const { result } = await runCapacityRamp(ten(), rampOptions(syntheticRunner(10_000, { fail: { 2: unreachable } }).runner));
+    expect(result.error!.message).toBe('target mqtt://127.0.0.1:1 is unreachable: ECONNREFUSED. It answered the steps before, so it went down or stopped accepting connections since; check the broker and its log.');
+    expect(result.stopDetail).not.toContain('omit the target');
+  });
+
   it('calls a step that throws after Ctrl-C interrupted, not an error', async () => {
     const controller = new AbortController();
     const failing = syntheticRunner(10_000).runner;
@@ -548,12 +689,54 @@ describe('runCapacityRamp', () => {
   });
 
   it.runIf(process.platform === 'linux')('calls a later step whose --broker-pid process exited an error: the target went away', async () => {
-    // A pid that existed and has exited (a finished child), as a broker that died between steps.
-    const gone = spawnSync(process.execPath, ['-e', '']).pid;
-    const refused = new RunSetupError(`--broker-pid ${gone}: no such process on this machine.`);
-    const { result } = await runCapacityRamp(ten(), rampOptions(syntheticRunner(10_000, { fail: { 2: refused } }).runner, { brokerPid: gone }));
-    expect(result.stopReason).toBe('error');
-    expect(result.error).toMatchObject({ step: 2, kind: 'target-unreachable', message: `the broker process (--broker-pid ${gone}) is gone: --broker-pid ${gone}: no such process on this machine.` });
+    // A stand-in broker process that dies between steps 1 and 2; runScenario then refuses its pid.
+    const broker = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+    const exited = new Promise<void>((resolve) => broker.once('exit', () => resolve()));
+    const pid = broker.pid!;
+    try {
+      const inner = syntheticRunner(10_000).runner;
+      let call = 0;
+      const runner: CapacityOptions['runner'] = async (scenario, options) => {
+        if (++call === 2) {
+          broker.kill('SIGKILL');
+          await exited;
+          throw new RunSetupError(`--broker-pid ${pid}: no such process on this machine.`);
+        }
+        return inner(scenario, options);
+      };
+      const { result } = await runCapacityRamp(ten(), rampOptions(runner, { brokerPid: pid }));
+      expect(result.stopReason).toBe('error');
+      expect(result.error).toMatchObject({ step: 2, kind: 'target-unreachable', message: `the broker process (--broker-pid ${pid}) is gone: --broker-pid ${pid}: no such process on this machine.` });
+      expect(result.error!.duringStep).toBeUndefined();
+    } finally {
+      broker.kill('SIGKILL');
+      await exited;
+    }
+  });
+
+  it.runIf(process.platform === 'linux')('calls a step during which the --broker-pid process exited an outage', async () => {
+    const broker = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+    const exited = new Promise<void>((resolve) => broker.once('exit', () => resolve()));
+    const pid = broker.pid!;
+    try {
+      const inner = syntheticRunner(10_000).runner;
+      let call = 0;
+      const runner: CapacityOptions['runner'] = async (scenario, options) => {
+        const outcome = await inner(scenario, options);
+        if (++call === 2) {
+          broker.kill('SIGKILL');
+          await exited;
+        }
+        return outcome;
+      };
+      const { result } = await runCapacityRamp(ten(), rampOptions(runner, { brokerPid: pid }));
+      expect(result.steps.map((s) => s.index)).toEqual([1]);
+      expect(result.error).toMatchObject({ step: 2, kind: 'target-unreachable', duringStep: true, message: `the target stopped answering during step 2: the broker process (--broker-pid ${pid}) is gone after the step` });
+      expect(result.knee).toMatchObject({ step: 1 });
+    } finally {
+      broker.kill('SIGKILL');
+      await exited;
+    }
   });
 
   it('calls a later step the simulator cannot hold on this machine generator-saturated, not an error', async () => {

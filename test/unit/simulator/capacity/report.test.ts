@@ -6,7 +6,7 @@ import { fitCostModel } from '../../../../simulator/capacity/cost-model.js';
 import { formatCapacityHtml, writeCapacityReport } from '../../../../simulator/capacity/report.js';
 import type { CapacityResult } from '../../../../simulator/capacity/types.js';
 import { escapeMarkup } from '../../../../simulator/report/escape.js';
-import { capacityResult, errorCapacityResult } from './fixture-capacity.js';
+import { capacityResult, errorCapacityResult, outageCapacityResult } from './fixture-capacity.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -108,6 +108,15 @@ describe('formatCapacityHtml', () => {
     // No step broke the SLO, so nothing is shaded as past the knee.
     expect(html).not.toContain('band-beyond"');
     expect(formatCapacityHtml(capacityResult())).not.toContain('<div class="callout');
+  });
+
+  it('says in a red box that the target stopped answering during a step, with that step\'s run', () => {
+    const result = outageCapacityResult();
+    const html = formatCapacityHtml(result);
+    expect(html).toContain('<span class="verdict fail">STEP 3 FAILED</span>');
+    expect(html).toContain(`<div class="callout bad"><strong>The ramp stopped because the target stopped answering during step 3: an outage, not a capacity limit</strong><p>${escapeMarkup(result.error!.message)}</p><p>The ramp stopped early: the target stopped answering during step 3`);
+    expect(html).toContain('<p>Its run, with the disconnects and errors it saw: <a href="step-3/run.json">step-3/run.json</a> · <a href="step-3/report.html">step-3/report.html</a></p></div>');
+    expect(html).toContain('<li>step 3 (1,600 devices, 1,600 msg/s offered): left out, the target stopped answering during it (an outage, not a capacity limit); the ramp stopped there</li>');
   });
 
   it('is the same page for the same result', () => {
