@@ -53,6 +53,7 @@
  * also truncates the WAL).
  */
 import fs from 'node:fs';
+import { makeDirectory } from '../../common/make-directory.js';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Properties } from '../../protocol/packets.js';
@@ -1074,7 +1075,7 @@ function prepareDataDir(dataDir: string, file: string): boolean {
   if (stat && !stat.isDirectory()) throw new StoreOpenError(`data dir ${dataDir} is not a directory`);
   if (!stat) {
     try {
-      fs.mkdirSync(dataDir, { recursive: true });
+      makeDirectory(dataDir);
     } catch (err) {
       throw new StoreOpenError(`cannot create data dir ${dataDir}: ${errorMessage(err)}`, { cause: err });
     }

@@ -283,7 +283,7 @@ export async function runCommandHandler(args: RunArgs & Partial<CommandContext>)
     if (args['device-chaos-only'] === true) options.chaosFilter = isDeviceChaos;
     if (args.report === false) options.reportDir = null;
     else if (args['report-dir'] !== undefined) options.reportDir = args['report-dir'];
-    const { result } = processes === undefined
+    const { result, reportError } = processes === undefined
       ? await runScenario(scenario, options)
       : await runLocalProcesses({
           scenarioFile: args.scenario,
@@ -298,7 +298,11 @@ export async function runCommandHandler(args: RunArgs & Partial<CommandContext>)
           // The dashboard owns the terminal: there the slices' stderr lines become events in it.
           ...(kind === 'dashboard' ? {} : { onSliceStderr: (slice: string, line: string) => io.stderr(`[${slice}] ${line}\n`) }),
         });
-    if (result.outcome === 'aborted') {
+    if (reportError !== undefined) {
+      // The folder was checked at the start; this is the disk filling up (or the folder going) during the run.
+      io.stderr(`mqtt-sim: ${reportError}. run.json was not kept: the summary above is what is left of this run. Free some space or give another --report-dir, and run it again.\n`);
+      process.exitCode = ExitCode.Internal;
+    } else if (result.outcome === 'aborted') {
       io.stderr('mqtt-sim: the run was interrupted; its report covers the part that ran.\n');
       process.exitCode = ExitCode.AssertionFailed;
     } else if (result.verdict === 'fail') {

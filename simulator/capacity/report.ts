@@ -6,7 +6,7 @@
  * is a pure function of the result; every text from the run is escaped. Each step's own run.json and
  * report.html sit in step-<k>/ beside them, written by the run.
  */
-import { mkdirSync } from 'node:fs';
+import { makeDirectory } from '../../common/make-directory.js';
 import { dirname, join } from 'node:path';
 import { metricInfo, parseAssertion } from '../report/assertions.js';
 import { escapeMarkup as esc } from '../report/escape.js';
@@ -305,7 +305,7 @@ export function writeCapacityReport(dir: string, result: CapacityResult): { json
   const problems: string[] = [];
   let folder = true;
   try {
-    mkdirSync(dir, { recursive: true });
+    makeDirectory(dir);
   } catch (err) {
     folder = false;
     problems.push(`cannot create the report folder ${dir}: ${reason(err)}; capacity.json and report.html were not written (use --json to get the result on stdout)`);

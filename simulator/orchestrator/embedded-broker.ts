@@ -5,7 +5,8 @@
  * broker's cost from the generator's.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { makeDirectory } from '../../common/make-directory.js';
 import { tmpdir } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -142,7 +143,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
   const extraArgs = options.extraArgs ?? [];
   const ownsDataDir = options.dataDir === undefined;
   const dataDir = ownsDataDir ? mkdtempSync(resolvePath(tmpdir(), 'mqtt-sim-broker-')) : resolvePath(options.dataDir!);
-  mkdirSync(dataDir, { recursive: true });
+  makeDirectory(dataDir);
 
   let stderr = '';
   const exitListeners: Array<(code: number | null, signal: string | null) => void> = [];

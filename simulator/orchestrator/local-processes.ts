@@ -26,7 +26,7 @@ import { addCounters, emptyFleetCounters } from '../metrics/counters.js';
 import type { FleetCounters } from '../metrics/types.js';
 import type { Reporter, RunEvent } from '../report/reporter.js';
 import type { ChaosRecord, RunResult, TimelinePoint } from '../report/run-result.js';
-import { readRunResult, reportDirFor, runFileName, writeRunResult } from '../report/write-run.js';
+import { prepareReportDir, readRunResult, reportDirFor, runFileName, writeRunResult } from '../report/write-run.js';
 import { writeReportFiles } from '../report/write-reports.js';
 import type { Scenario } from '../scenario/types.js';
 import { ChaosTimeline, chaosWorkingDir, isDeviceChaos } from './chaos.js';
@@ -434,6 +434,13 @@ export async function runLocalProcesses(options: LocalProcessesOptions): Promise
   // The slices write their run.json under <dir>/shards/; without a report they go to a temporary folder.
   const keepReports = options.reportDir !== null;
   const dir = options.reportDir === null ? mkdtempSync(join(tmpdir(), 'mqtt-sim-processes-')) : resolvePath(options.reportDir ?? reportDirFor(scenario.name, startedAt, options.reportBase));
+  if (keepReports) {
+    try {
+      prepareReportDir(dir);
+    } catch (err) {
+      throw new RunSetupError((err as Error).message);
+    }
+  }
   const broker: EmbeddedBroker | null = scenario.target === null
     ? await startEmbeddedBroker({ persistence: options.brokerPersistence ?? 'sqlite' }).catch((err: unknown) => {
         if (!keepReports) rmSync(dir, { recursive: true, force: true });
@@ -698,12 +705,19 @@ export async function runLocalProcesses(options: LocalProcessesOptions): Promise
     );
 
     let reportPath: string | null = null;
+    let reportError: string | undefined;
     if (keepReports) {
-      reportPath = writeRunResult(dir, result);
-      for (const p of writeReportFiles(dir, result).problems) reporter.event({ atMs: runTime(), level: 'error', message: p });
+      try {
+        reportPath = writeRunResult(dir, result);
+        for (const p of writeReportFiles(dir, result).problems) reporter.event({ atMs: runTime(), level: 'error', message: p });
+      } catch (err) {
+        // As runScenario: the result is still printed, and the caller says what was not kept.
+        reportError = (err as Error).message;
+        reporter.event({ atMs: runTime(), level: 'error', message: reportError });
+      }
     }
     reporter.finish(result, reportPath === null ? null : dir);
-    return { result, reportPath };
+    return reportError === undefined ? { result, reportPath } : { result, reportPath, reportError };
   } finally {
     options.signal?.removeEventListener('abort', onAbort);
     for (const t of timers) clearTimeout(t);

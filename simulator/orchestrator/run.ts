@@ -7,6 +7,7 @@
  *
  * Only the reporter talks to the user; this module returns a RunResult and throws typed errors.
  */
+import { rmdirSync } from 'node:fs';
 import net from 'node:net';
 import { MessageChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
@@ -16,7 +17,7 @@ import { sumFleets } from '../metrics/counters.js';
 import { disconnectCauses, type DisconnectCause } from '../metrics/types.js';
 import type { Reporter } from '../report/reporter.js';
 import { runResultSchemaVersion, type RunResult, type TimelinePoint } from '../report/run-result.js';
-import { reportDirFor, writeRunResult } from '../report/write-run.js';
+import { prepareReportDir, reportDirFor, writeRunResult } from '../report/write-run.js';
 import { writeReportFiles } from '../report/write-reports.js';
 import type { ChaosAction, Scenario, TargetSpec } from '../scenario/types.js';
 import type { FromShard, ShardResult, ShardTask, ToShard } from '../shard/messages.js';
@@ -80,6 +81,8 @@ export function validateSlice(slice: RunSlice): string | null {
 export interface RunOutcome {
   result: RunResult;
   reportPath: string | null;
+  /** run.json could not be written at the end (e.g. the disk filled up during the run): why. The result and the summary are still there. */
+  reportError?: string;
 }
 
 /** The target did not accept a TCP connection: exit code 3. */
@@ -227,15 +230,40 @@ export async function runScenario(input: Scenario, options: RunOptions): Promise
   }
   const limit = checkFileLimit(totalDevices);
   if (!limit.ok) throw new RunSetupError(limit.message ?? 'not enough file descriptors for this many devices');
+  const reportDir = options.reportDir === null ? null : (options.reportDir ?? reportDirFor(slice === undefined ? scenario.name : `${scenario.name}-shard-${slice.index}of${slice.count}`, startedAt, options.reportBase));
+  // Created now, so a folder that cannot be written is said before the run, not after it; the folders
+  // made for it are removed again (while empty) if the run does not get going.
+  let createdDirs: string[] = [];
+  const dropNewReportDir = (): void => {
+    for (const dir of createdDirs.reverse()) {
+      try {
+        rmdirSync(dir);
+      } catch {
+        return; // Not empty (someone wrote there) or gone: leave it and its parents.
+      }
+    }
+  };
+  if (reportDir !== null) {
+    try {
+      createdDirs = prepareReportDir(reportDir);
+    } catch (err) {
+      throw new RunSetupError((err as Error).message);
+    }
+  }
 
   let target: TargetSpec;
-  if (scenario.target === null) {
-    broker = await startEmbeddedBroker({ persistence: options.brokerPersistence ?? 'sqlite' });
-    target = { urls: [broker.url], protocolVersion: 5, connectTimeoutMs: 10_000 };
-    scenario = { ...scenario, target };
-  } else {
-    target = scenario.target;
-    await checkReachable(target);
+  try {
+    if (scenario.target === null) {
+      broker = await startEmbeddedBroker({ persistence: options.brokerPersistence ?? 'sqlite' });
+      target = { urls: [broker.url], protocolVersion: 5, connectTimeoutMs: 10_000 };
+      scenario = { ...scenario, target };
+    } else {
+      target = scenario.target;
+      await checkReachable(target);
+    }
+  } catch (err) {
+    dropNewReportDir();
+    throw err;
   }
 
   const workers = Math.max(1, Math.min(options.workers, totalDevices));
@@ -244,6 +272,7 @@ export async function runScenario(input: Scenario, options: RunOptions): Promise
   const localPorts = portRangeCheck(busiest.devices);
   if (!localPorts.ok) {
     if (broker) await broker.stop().catch(() => undefined);
+    dropNewReportDir();
     throw new RunSetupError(`${localPorts.message ?? 'not enough local ports'} (busiest pair: ${busiest.pair})`);
   }
   const fleetNames = scenario.fleets.map((f) => f.name);
@@ -520,12 +549,19 @@ export async function runScenario(input: Scenario, options: RunOptions): Promise
   judgeRun(result, scenario, merged.ledgers);
 
   let reportPath: string | null = null;
-  if (options.reportDir !== null) {
-    const dir = options.reportDir ?? reportDirFor(slice === undefined ? scenario.name : `${scenario.name}-shard-${slice.index}of${slice.count}`, startedAt, options.reportBase);
-    reportPath = writeRunResult(dir, result);
-    // report.html, summary.md, junit.xml: a failure is reported, run.json is already safe.
-    for (const problem of writeReportFiles(dir, result).problems) reporter.event({ atMs: Math.max(0, nowAt()), level: 'error', message: problem });
+  let reportError: string | undefined;
+  if (reportDir !== null) {
+    try {
+      reportPath = writeRunResult(reportDir, result);
+      // report.html, summary.md, junit.xml: a failure is reported, run.json is already safe.
+      for (const problem of writeReportFiles(reportDir, result).problems) reporter.event({ atMs: Math.max(0, nowAt()), level: 'error', message: problem });
+    } catch (err) {
+      // The folder was writable at the start (e.g. the disk filled up since): the result is still
+      // printed, and the caller says what was not kept.
+      reportError = (err as Error).message;
+      reporter.event({ atMs: Math.max(0, nowAt()), level: 'error', message: reportError });
+    }
   }
   reporter.finish(result, reportPath === null ? null : reportPath.replace(/\/run\.json$/, ''));
-  return { result, reportPath };
+  return reportError === undefined ? { result, reportPath } : { result, reportPath, reportError };
 }

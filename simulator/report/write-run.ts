@@ -2,7 +2,8 @@
  * The report folder of a run (reports/<scenario>-<YYYYMMDD-HHMMSS>/) and its run.json: written
  * atomically, read back with a check that it is a run.json this version understands.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { makeDirectory } from '../../common/make-directory.js';
 import { join } from 'node:path';
 import { runResultSchemaVersion, type RunResult } from './run-result.js';
 
@@ -71,13 +72,28 @@ function removeQuietly(path: string): void {
   }
 }
 
+/**
+ * Creates the report folder before a run and checks it can be written, so a folder that cannot be is
+ * said at the start, in one line, not after the whole run. Returns the folders it created, outermost
+ * first. Throws an Error naming the folder and why.
+ */
+export function prepareReportDir(dir: string): string[] {
+  try {
+    const created = makeDirectory(dir);
+    accessSync(dir, constants.W_OK);
+    return created;
+  } catch (err) {
+    throw new Error(`the report folder ${dir} cannot be written: ${describeFsError(err)}. Give a folder you can write with --report-dir, or --no-report`, { cause: err });
+  }
+}
+
 /** Creates `dir` (and parents) and writes run.json into it, pretty-printed; returns its path. */
 export function writeRunResult(dir: string, result: RunResult): string {
   const path = join(dir, runFileName);
   // A temporary file renamed into place: a full disk leaves no half-written run.json behind.
   const temporary = `${path}.${process.pid}.tmp`;
   try {
-    mkdirSync(dir, { recursive: true });
+    makeDirectory(dir);
     writeFileSync(temporary, `${JSON.stringify(result, replaceNonFinite, 2)}\n`);
     renameSync(temporary, path);
   } catch (err) {

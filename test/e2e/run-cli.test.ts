@@ -3,12 +3,12 @@
  * embedded reference broker and against Mosquitto, and the exit codes CI branches on.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startBroker as startBenchBroker, type RunningBroker } from '../../bench/broker/brokers.js';
 import type { RunResult } from '../../simulator/report/run-result.js';
+import { REFUSED_PORT } from '../helpers/broker.js';
 import { killAllCli, repoRoot, requireBuilt, spawnCli } from '../helpers/cli-process.js';
 import { mosquittoBrokerPath, requireProgram } from '../helpers/external.js';
 
@@ -104,18 +104,40 @@ describe('mqtt-sim run', () => {
   });
 
   it('exits 3 within a few seconds when the target is unreachable', async () => {
-    const port = await new Promise<number>((resolve) => {
-      const server = net.createServer().listen(0, '127.0.0.1', () => {
-        const p = (server.address() as net.AddressInfo).port;
-        server.close(() => resolve(p));
-      });
-    });
-    const cli = spawnCli(['run', smoke, '--target', `mqtt://127.0.0.1:${port}`, '--no-report']);
+    // Not a port freed by closing a listener: another test file's broker could be given it meanwhile.
+    const port = REFUSED_PORT;
+    const base = tempDir();
+    const cli = spawnCli(['run', smoke, '--target', `mqtt://127.0.0.1:${port}`, '--report-dir', join(base, 'reports', 'r')]);
     // The bound is the issue's "within a few seconds"; the check itself gives up after 5 s at most.
     expect(await cli.waitForExit(15_000)).toBe(3);
     expect(cli.stderr()).toMatch(new RegExp(`127\\.0\\.0\\.1:${port}.*unreachable`));
     expect(cli.stderr()).not.toMatch(STACK_FRAME);
+    // The report folder made at the start for a run that never got going is gone again, parents too.
+    expect(existsSync(join(base, 'reports'))).toBe(false);
   });
+
+  it('says at the start when the report folder cannot be written (exit 2), and prints the summary when run.json cannot be kept at the end (exit 4)', async () => {
+    const base = tempDir();
+    const file = join(base, 'tiny.yaml');
+    writeFileSync(file, 'name: tiny\nphases: { rampUp: 500ms, steady: 1500ms }\ndrain: 1s\nfleets:\n  - name: s\n    count: 2\n    publish: { topic: "tiny/{id}", qos: 1, every: 200ms }\n');
+    writeFileSync(join(base, 'a-file'), 'x');
+    // A file where a folder should be: refused before anything runs.
+    const early = spawnCli(['run', file, '--report-dir', join(base, 'a-file', 'r')]);
+    expect(await early.waitForExit(15_000)).toBe(2);
+    expect(early.stderr()).toContain(`the report folder ${join(base, 'a-file', 'r')} cannot be written: a part of the path is a file, not a folder (ENOTDIR)`);
+    expect(early.stderr()).not.toMatch(STACK_FRAME);
+
+    // Writable at the start, gone by the end (as a disk that fills up during the run): the summary is still printed.
+    const dir = join(base, 'r');
+    const late = spawnCli(['run', file, '--report-dir', dir, '--progress-interval', '1']);
+    await late.waitForLine(/phase steady/, 30_000);
+    rmSync(dir, { recursive: true, force: true });
+    writeFileSync(dir, 'in the way');
+    expect(await late.waitForExit(30_000), late.stderr()).toBe(4);
+    expect(late.stderr()).toContain(`cannot write the run report ${join(dir, 'run.json')}: a file is in the way (EEXIST). run.json was not kept: the summary above is what is left of this run`);
+    expect(late.stderr()).not.toMatch(STACK_FRAME);
+    expect(late.stdout()).toContain('Fleets (latency in ms)');
+  }, 60_000);
 
   it('rejects --workers 0 with exit 2', async () => {
     const cli = spawnCli(['run', smoke, '--workers', '0']);
