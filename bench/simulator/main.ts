@@ -5,7 +5,10 @@
  *   rate    the highest publish rate one worker sustains, QoS 0 and QoS 1 (rate.ts), next to MQTT.js
  *           on one thread flooding the same Mosquitto with as many clients (mqttjs-flood.ts);
  *   memory  simulator RSS per idle connected device at 1,000, 5,000 and 19,000 devices, next to
- *           Mosquitto's RSS per connection, and the connect rate reached (memory.ts).
+ *           Mosquitto's RSS per connection, and the connect rate reached (memory.ts). Two readings per
+ *           run: 3 s after the last device connected (V8's garbage from the connect burst not collected
+ *           yet) and 20 s after (settled); each as (RSS_N - RSS_10) / N, and as the slope between
+ *           consecutive sizes (RSS_b - RSS_a) / (b - a), in which every fixed cost cancels.
  *
  *   node dist/bench/simulator/main.js [--runs N] [--only rate|memory] [--quick] [--steady S]
  *                                     [--quiet-wait S] [--devices LIST]
@@ -22,7 +25,7 @@ import { ratio } from '../lib/stats.js';
 import { fileLimit, localPortRange, spareFileDescriptors } from '../../simulator/orchestrator/environment.js';
 import { errorText, fmt, log, sleep, spread, spreadText, type Spread } from './common.js';
 import {
-  BASE_DEVICES, CLI, commandFor, MEMORY_CONNECT_RATE, memoryMeasure, memoryRampUpMs, memoryScenarioYaml, SETTLE_MS, STEADY_S,
+  BASE_DEVICES, CLI, commandFor, MEMORY_CONNECT_RATE, memoryMeasure, memoryRampUpMs, memoryScenarioYaml, SETTLE_MS, SETTLED_MS, STEADY_S,
   type MemoryMeasure,
 } from './memory.js';
 import { MQTTJS_INFLIGHT, MQTTJS_WARMUP_MS, mqttjsFlood, type MqttjsRun } from './mqttjs-flood.js';
@@ -188,29 +191,45 @@ async function runRate(opts: Options, quiet: () => Promise<number>): Promise<Rec
 
 interface MemoryRow {
   devices: number;
+  /** (RSS_N - RSS_base) / N at the first reading (SETTLE_MS after all connected). */
   simulatorBytesPerDevice: Spread;
+  /** The same at the settled reading (SETTLED_MS after all connected). */
+  simulatorBytesPerDeviceSettled: Spread;
   mosquittoBytesPerConnection: Spread;
   /** Connections/s from Mosquitto's fd count. */
   connectRate: Spread;
   connectRateFromProgress: Spread;
   simulatorRssMb: Spread;
+  simulatorRssMbSettled: Spread;
   mosquittoRssMb: Spread;
   /** Runs in which every device connected and the reading was taken. */
   okRuns: number;
-  runs: Array<MemoryMeasure & { run: number; simulatorBytesPerDevice?: number | null; mosquittoBytesPerConnection?: number | null }>;
+  runs: Array<MemoryMeasure & { run: number; simulatorBytesPerDevice?: number | null; simulatorBytesPerDeviceSettled?: number | null; mosquittoBytesPerConnection?: number | null }>;
   errors: string[];
 }
 
+/** Simulator RSS per device between two consecutive sizes of the same run: (RSS_to - RSS_from) / (to - from). */
+interface MemorySlope {
+  from: number;
+  to: number;
+  simulatorBytesPerDevice: Spread;
+  simulatorBytesPerDeviceSettled: Spread;
+  /** Per run (null when either measurement failed). */
+  runs: Array<{ run: number; simulatorBytesPerDevice: number | null; simulatorBytesPerDeviceSettled: number | null }>;
+}
+
 interface MemoryResult {
-  base: { devices: number; runs: Array<MemoryMeasure & { run: number }>; simulatorRssMb: Spread; mosquittoRssMb: Spread };
+  base: { devices: number; runs: Array<MemoryMeasure & { run: number }>; simulatorRssMb: Spread; simulatorRssMbSettled: Spread; mosquittoRssMb: Spread };
   rows: Record<string, MemoryRow>;
+  /** Keyed 'from-to' (device counts). */
+  slopes: Record<string, MemorySlope>;
   fileLimit: { soft: number | null; hard: number | null; neededForLargest: number; enough: boolean | null; note?: string };
 }
 
 function describeMemory(run: number, m: MemoryMeasure): string {
   const head = `[memory run ${run}] ${fmt(m.devices)} devices:`;
   if (!m.ok) return `${head} FAILED: ${m.error ?? 'unknown'}`;
-  return `${head} simulator ${fmt((m.simulatorRssKb ?? NaN) / 1024, 1)} MB · mosquitto ${fmt((m.mosquittoRssKb ?? NaN) / 1024, 1)} MB` +
+  return `${head} simulator ${fmt((m.simulatorRssKb ?? NaN) / 1024, 1)} MB (settled ${fmt((m.simulatorRssKbSettled ?? NaN) / 1024, 1)} MB) · mosquitto ${fmt((m.mosquittoRssKb ?? NaN) / 1024, 1)} MB` +
     ` · connect ${fmt(m.connectRate)}/s (progress lines ${fmt(m.connectRateFromProgress)}/s) · all connected after ${fmt(m.secondsToAllConnected, 1)} s` +
     ` · stopped in ${fmt(m.stopSeconds, 1)} s${m.sigkill ? ' (SIGKILL)' : ''}`;
 }
@@ -242,13 +261,15 @@ async function runMemory(opts: Options, quiet: () => Promise<number>): Promise<M
       busyBeforePct = await quiet();
       const m = { ...(await memoryMeasure(devices)), busyBeforePct, run };
       const perDevice = (value: number | undefined, baseValue: number | undefined): number | null =>
-        m.ok && base.ok && value !== undefined && baseValue !== undefined ? Math.round(((value - baseValue) * 1024) / devices) : null;
-      perN.set(devices, [...(perN.get(devices) ?? []), {
+        m.ok && base.ok && value !== undefined && baseValue !== undefined && Number.isFinite(value - baseValue) ? Math.round(((value - baseValue) * 1024) / devices) : null;
+      const row = {
         ...m,
         simulatorBytesPerDevice: perDevice(m.simulatorRssKb, base.simulatorRssKb),
+        simulatorBytesPerDeviceSettled: perDevice(m.simulatorRssKbSettled, base.simulatorRssKbSettled),
         mosquittoBytesPerConnection: perDevice(m.mosquittoRssKb, base.mosquittoRssKb),
-      }]);
-      log(`${describeMemory(run, m)}${m.ok && base.ok ? ` → ${fmt(perN.get(devices)!.at(-1)!.simulatorBytesPerDevice)} B/device (mosquitto ${fmt(perN.get(devices)!.at(-1)!.mosquittoBytesPerConnection)} B/connection)` : ''}`);
+      };
+      perN.set(devices, [...(perN.get(devices) ?? []), row]);
+      log(`${describeMemory(run, m)}${m.ok && base.ok ? ` → ${fmt(row.simulatorBytesPerDevice)} B/device (settled ${fmt(row.simulatorBytesPerDeviceSettled)}; mosquitto ${fmt(row.mosquittoBytesPerConnection)} B/connection)` : ''}`);
       await sleep(500);
     }
   }
@@ -259,10 +280,12 @@ async function runMemory(opts: Options, quiet: () => Promise<number>): Promise<M
     rows[String(devices)] = {
       devices,
       simulatorBytesPerDevice: spread(runs.map((r) => r.simulatorBytesPerDevice)),
+      simulatorBytesPerDeviceSettled: spread(runs.map((r) => r.simulatorBytesPerDeviceSettled)),
       mosquittoBytesPerConnection: spread(runs.map((r) => r.mosquittoBytesPerConnection)),
       connectRate: spread(runs.map((r) => r.connectRate)),
       connectRateFromProgress: spread(runs.map((r) => r.connectRateFromProgress)),
       simulatorRssMb: spread(runs.map((r) => mb(r.simulatorRssKb)), 1),
+      simulatorRssMbSettled: spread(runs.map((r) => mb(r.simulatorRssKbSettled)), 1),
       mosquittoRssMb: spread(runs.map((r) => mb(r.mosquittoRssKb)), 1),
       okRuns: runs.filter((r) => r.ok).length,
       runs,
@@ -272,14 +295,38 @@ async function runMemory(opts: Options, quiet: () => Promise<number>): Promise<M
       ],
     };
   }
+  // Between consecutive sizes of the same run: the base's fixed costs, and the noise of its RSS, cancel.
+  const slopes: Record<string, MemorySlope> = {};
+  const sizes = [...opts.devices].sort((a, b) => a - b);
+  for (let i = 1; i < sizes.length; i++) {
+    const from = sizes[i - 1]!;
+    const to = sizes[i]!;
+    const runs: MemorySlope['runs'] = [];
+    for (let run = 1; run <= opts.runs; run++) {
+      const a = perN.get(from)?.find((r) => r.run === run);
+      const b = perN.get(to)?.find((r) => r.run === run);
+      const slope = (va: number | undefined, vb: number | undefined): number | null =>
+        a?.ok === true && b?.ok === true && va !== undefined && vb !== undefined && Number.isFinite(vb - va) ? Math.round(((vb - va) * 1024) / (to - from)) : null;
+      runs.push({ run, simulatorBytesPerDevice: slope(a?.simulatorRssKb, b?.simulatorRssKb), simulatorBytesPerDeviceSettled: slope(a?.simulatorRssKbSettled, b?.simulatorRssKbSettled) });
+    }
+    slopes[`${from}-${to}`] = {
+      from,
+      to,
+      simulatorBytesPerDevice: spread(runs.map((r) => r.simulatorBytesPerDevice)),
+      simulatorBytesPerDeviceSettled: spread(runs.map((r) => r.simulatorBytesPerDeviceSettled)),
+      runs,
+    };
+  }
   return {
     base: {
       devices: BASE_DEVICES,
       runs: baseRuns,
       simulatorRssMb: spread(baseRuns.map((r) => mb(r.simulatorRssKb)), 1),
+      simulatorRssMbSettled: spread(baseRuns.map((r) => mb(r.simulatorRssKbSettled)), 1),
       mosquittoRssMb: spread(baseRuns.map((r) => mb(r.mosquittoRssKb)), 1),
     },
     rows,
+    slopes,
     fileLimit: limitInfo,
   };
 }
@@ -306,9 +353,12 @@ function printSummary(rate: Record<'qos0' | 'qos1', RateQosResult> | null, memor
   }
   if (memory !== null) {
     for (const row of Object.values(memory.rows)) {
-      log(`  ${fmt(row.devices).padStart(6)} devices: simulator ${spreadText(row.simulatorBytesPerDevice)} B/device · mosquitto ${spreadText(row.mosquittoBytesPerConnection)} B/connection` +
+      log(`  ${fmt(row.devices).padStart(6)} devices: simulator ${spreadText(row.simulatorBytesPerDevice)} B/device (settled ${spreadText(row.simulatorBytesPerDeviceSettled)}) · mosquitto ${spreadText(row.mosquittoBytesPerConnection)} B/connection` +
         ` · connect ${spreadText(row.connectRate)}/s · ${row.okRuns}/${row.runs.length} runs ok`);
       for (const e of row.errors) log(`    ${e.split('\n')[0]}`);
+    }
+    for (const slope of Object.values(memory.slopes)) {
+      log(`  slope ${fmt(slope.from)} → ${fmt(slope.to)} devices: simulator ${spreadText(slope.simulatorBytesPerDevice)} B/device (settled ${spreadText(slope.simulatorBytesPerDeviceSettled)})`);
     }
   }
 }
@@ -330,11 +380,20 @@ async function main(): Promise<void> {
 
   const limit = fileLimit();
   const largestRow = memory?.rows[String(19_000)];
+  const everySize = (pick: (row: MemoryRow) => Spread): boolean | null => {
+    const rows = memory === null ? [] : Object.values(memory.rows);
+    if (rows.length === 0 || rows.some((r) => pick(r).median === null)) return null;
+    return rows.every((r) => pick(r).median! <= 8192);
+  };
   const goals = {
     /** All 19,000 devices connected in one simulator process (one worker) in every run. */
     devicesPerProcess19000: largestRow === undefined ? null : largestRow.runs.length > 0 && largestRow.okRuns === largestRow.runs.length,
-    /** Median simulator RSS per idle device at 19,000 devices ≤ 8 KiB. */
+    /** Median simulator RSS per idle device at 19,000 devices ≤ 8 KiB (first reading). */
     bytesPerDeviceMax8KB: largestRow === undefined || largestRow.simulatorBytesPerDevice.median === null ? null : largestRow.simulatorBytesPerDevice.median <= 8192,
+    /** The same at every measured size (first reading). */
+    bytesPerDeviceMax8KBEverySize: everySize((r) => r.simulatorBytesPerDevice),
+    /** The same at every measured size, settled reading. */
+    bytesPerDeviceMax8KBEverySizeSettled: everySize((r) => r.simulatorBytesPerDeviceSettled),
   };
   const document = {
     benchmark: 'simulator: sustained publish rate per worker and RSS per idle device, against Mosquitto',
@@ -365,10 +424,12 @@ async function main(): Promise<void> {
         'ratio = our median highest sustained offered rate / MQTT.js median msg/s (ratioAchieved uses our achieved rate at that step). Runs alternate: our QoS 0 ladder, MQTT.js QoS 0, our QoS 1 ladder, MQTT.js QoS 1.',
       `memory: the built CLI as a child process: node ${CLI.replace(/^.*\/dist\//, 'dist/')} ${commandFor('SCENARIO.yaml', 0).slice(2).join(' ').replace(':0', ':PORT')}; N sensors connecting at ${MEMORY_CONNECT_RATE}/s, keepalive 60s, one QoS 1 publication every 1h (idle), ` +
         `phases rampUp N/${MEMORY_CONNECT_RATE} s exactly (the simulator spreads a fleet's connects evenly over the whole ramp-up when it is longer than count/rate, so a ramp-up with a 2 s margin would offer fewer connections/s; the margin is in the steady phase), steady ${STEADY_S} s. Once a progress line shows 'connected N/N' the benchmark waits ${SETTLE_MS / 1000} s and reads VmRSS of the CLI process (main + shard thread) and of Mosquitto, ` +
-        `then stops the CLI with SIGINT (SIGKILL after 20 s). Per device = (RSS_N - RSS_base) / N with RSS_base measured the same way with N = ${BASE_DEVICES} in the same run (Mosquitto likewise, per connection). ` +
+        `then reads them again ${SETTLED_MS / 1000} s after all connected ('settled'), and stops the CLI with SIGINT (SIGKILL after 20 s). Per device = (RSS_N - RSS_base) / N with RSS_base measured the same way with N = ${BASE_DEVICES} in the same run (Mosquitto likewise, per connection). ` +
+        `The first reading (simulatorBytesPerDevice, the figure since the benchmark exists) comes right after the connect burst: the worker's old generation still holds the garbage of the connects and each thread's young generation is as large as the burst made it; V8's memory reducer collects and shrinks them, usually 6 to 14 s later (now and then after the settled reading, which is then close to the first), which the settled reading (simulatorBytesPerDeviceSettled) shows: what an idle fleet costs while it stays idle. ` +
+        'With a ~100 MB process, both readings of one process vary by a few MB from run to run (more on a busy machine: which heap pages happen to be resident), i.e. by several KB per device at 1,000 devices; slopes = (RSS_b - RSS_a) / (b - a) between consecutive sizes of the same run, at both readings, leave out every fixed cost and that noise of the base and are the marginal cost of one more device. ' +
         `connectRate: Mosquitto's open fds (/proc/PID/fd) polled every 100 ms; sockets gained between the first poll that saw one and the first that saw all N / the time between those polls (connectRateFromProgress: the same from the 1 s progress lines). ` +
         'Each run measures the base, then each N in turn.',
-      'goals: devicesPerProcess19000 = every 19,000-device run connected all devices in one simulator process with one worker; bytesPerDeviceMax8KB = median simulator bytes per device at 19,000 <= 8192.',
+      'goals: devicesPerProcess19000 = every 19,000-device run connected all devices in one simulator process with one worker; bytesPerDeviceMax8KB = median simulator bytes per device at 19,000 <= 8192 (first reading); bytesPerDeviceMax8KBEverySize = the same at every measured size; bytesPerDeviceMax8KBEverySizeSettled = the same with the settled reading.',
       `Before each measurement: wait up to ${opts.quietWait} s for other jobs to use < ${QUIET_BUSY_PCT}% of one core (busyBeforePct per run).`,
     ].join('\n'),
     settings: {
@@ -381,10 +442,11 @@ async function main(): Promise<void> {
       rateScenarioExample: rateScenarioYaml(0, opts.ladder[0]!, 0, { steadySeconds: opts.steadySeconds }).replace(':0\n', ':PORT\n'),
       memoryScenarioExample: memoryScenarioYaml(1000, 0).replace(':0\n', ':PORT\n'),
       memoryRampUpMsFor19000: memoryRampUpMs(19_000),
+      memoryReadingsAfterAllConnectedMs: [SETTLE_MS, SETTLED_MS],
     },
     notes,
     rate,
-    memory: memory === null ? null : { ...memory.rows, base: memory.base, fileLimit: memory.fileLimit },
+    memory: memory === null ? null : { ...memory.rows, base: memory.base, slopes: memory.slopes, fileLimit: memory.fileLimit },
     goals,
   };
   await new Promise<void>((resolveWrite) => process.stdout.write(JSON.stringify(document, null, 2) + '\n', () => resolveWrite()));

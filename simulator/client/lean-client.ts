@@ -7,6 +7,7 @@
  * shared by every device of a model. Maps, sets and queues exist only while they hold something. At
  * most one timer runs per client; what it means follows from the state (connect timeout while
  * connecting, keepalive while connected, the backoff delay while waiting, the stop bound once closed).
+ * The clients that share a ClientTimers (a shard's) share one underlying timer (timer-queue.ts).
  *
  * Lifecycle (one `state` field, moves checked by transition()):
  *
@@ -34,6 +35,7 @@ import type {
 import { parseSharedFilter, topicMatches } from '../../protocol/topic.js';
 import type { BrokerViolationKind, DisconnectCause } from '../metrics/types.js';
 import { backoffDelay } from './backoff.js';
+import { NOT_QUEUED, timerQueueFor, type TimerEntry } from './timer-queue.js';
 import { openTransport, transportScheme } from './transport.js';
 import type { ClientState, ClientTimers, LeanClientHandler, LeanClientOptions } from './types.js';
 
@@ -84,6 +86,20 @@ class Outbound {
   ) {}
 }
 
+/** What a client subscribed to, created with its first subscribe(). */
+class SubscriptionList {
+  /** Every subscription asked for, in order; entries[0..confirmed) were acknowledged on the broker's current session. */
+  readonly entries: Subscription[] = [];
+  confirmed = 0;
+  /**
+   * Per entry: the filter topics are matched against (a shared filter without `$share/group/`),
+   * computed once so judging an inbound PUBLISH allocates nothing.
+   */
+  readonly filters: string[] = [];
+  /** Per entry: the SUBACK code on the broker's current session; -1 until then (or after a session loss). */
+  readonly granted: number[] = [];
+}
+
 // ------------------------------------------------------------------------------------------------
 // Socket listeners: shared functions, `this` is the stream; the stream carries its client.
 
@@ -129,7 +145,31 @@ function flushAll(): void {
   for (let i = 0; i < queue.length; i++) queue[i]!.flushOutbox();
 }
 
-/** Parsed broker URLs, shared by every client of a fleet (a URL object is far bigger than a pointer). */
+/**
+ * A parser holding no partial packet has no state, so the clients share one between packets (per protocol
+ * version, or per Maximum Packet Size when they advertise one); a client keeps its own only while a
+ * packet straddles chunks. A parser per client would cost ~140 bytes per idle device.
+ */
+const idleByVersion: Array<PacketParser | undefined> = [];
+const idleBySize = new Map<number, PacketParser>();
+
+function idleParser(version: 4 | 5, maxPacketSize: number | undefined): PacketParser {
+  if (maxPacketSize === undefined) return (idleByVersion[version] ??= new PacketParser({ protocolVersion: version }));
+  let parser = idleBySize.get(maxPacketSize);
+  if (parser === undefined) {
+    parser = new PacketParser({ protocolVersion: version, maxPacketSize });
+    idleBySize.set(maxPacketSize, parser);
+  }
+  return parser;
+}
+
+/** The shared parser was taken by one client: the next chunk of any other gets a new one. */
+function dropIdleParser(version: 4 | 5, maxPacketSize: number | undefined): void {
+  if (maxPacketSize === undefined) idleByVersion[version] = undefined;
+  else idleBySize.delete(maxPacketSize);
+}
+
+/** Parsed broker URLs, shared by every client of a fleet (parsed per connect attempt beyond 256 of them). */
 const urlCache = new Map<string, URL>();
 function parseUrl(href: string): URL {
   let url = urlCache.get(href);
@@ -154,21 +194,24 @@ function reasonDetail(code: number): string {
 
 // ------------------------------------------------------------------------------------------------
 
-export class LeanClient<Ctx> implements StreamOwner, Flushable {
+export class LeanClient<Ctx> implements StreamOwner, Flushable, TimerEntry {
   private current: ClientState = 'idle';
-  private readonly url: URL;
 
   private stream: TaggedStream | null = null;
+  /** This stream's own parser while a packet straddles chunks (or after a parse failure); null: the shared one (idleParser). */
   private parser: PacketParser | null = null;
-  /** The one timer; its meaning follows from the state. */
-  private timer: unknown = undefined;
-  private timerFn: (() => void) | null = null;
+  /**
+   * The one timer (its meaning follows from the state): this client is its own entry in the timer queue
+   * its ClientTimers share (timer-queue.ts), so arming it allocates nothing. @internal
+   */
+  timerAt = 0;
+  timerIndex = NOT_QUEUED;
 
   private outbox: Buffer[] | null = null;
   private outboxBytes = 0;
 
-  /** When the attempt's stream became writable (connectMs is measured from here); -1 before that. */
-  private openedAt = -1;
+  /** The attempt's stream became writable (a connect timeout then means no CONNACK rather than no connection). */
+  private opened = false;
   /** When the attempt began, before the TCP/TLS/WebSocket handshake: connectMs counts the whole connect. */
   private attemptAt = 0;
   private lastSentAt = 0;
@@ -189,16 +232,8 @@ export class LeanClient<Ctx> implements StreamOwner, Flushable {
   private queue: Array<Outbound | undefined> | null = null;
   private queueHead = 0;
 
-  /** Every subscription asked for, in order; subs[0..subsConfirmed) were acknowledged on the broker's current session. */
-  private subs: Subscription[] | null = null;
-  private subsConfirmed = 0;
-  /**
-   * Per entry of subs: the filter topics are matched against (a shared filter without `$share/group/`),
-   * computed once so judging an inbound PUBLISH allocates nothing.
-   */
-  private subFilters: string[] | null = null;
-  /** Per entry of subs: the SUBACK code on the broker's current session; -1 until then (or after a session loss). */
-  private subGranted: number[] | null = null;
+  /** Every subscription asked for (null for a client that never subscribes: most devices only publish). */
+  private subs: SubscriptionList | null = null;
   /** SUBSCRIBE packet id → the range [from, to) of subs it carried, until its SUBACK. */
   private pendingSubacks: Map<number, { from: number; to: number }> | null = null;
   /**
@@ -218,9 +253,8 @@ export class LeanClient<Ctx> implements StreamOwner, Flushable {
     private readonly handler: LeanClientHandler<Ctx>,
     readonly ctx: Ctx,
   ) {
-    this.url = parseUrl(options.url);
     if (options.createStream === undefined) {
-      const scheme = transportScheme(this.url);
+      const scheme = transportScheme(parseUrl(options.url));
       if (scheme instanceof Error) throw scheme;
     }
     // Encoding once here turns an invalid client id, will or credential into a throw at construction
@@ -267,14 +301,13 @@ export class LeanClient<Ctx> implements StreamOwner, Flushable {
     });
     // Validate now, so a bad filter throws to the caller rather than inside a reconnect.
     encodePacket({ type: 'subscribe', packetId: 1, subscriptions: added }, this.options.protocolVersion);
-    const all = (this.subs ??= []);
-    const filters = (this.subFilters ??= []);
-    const granted = (this.subGranted ??= []);
+    const list = (this.subs ??= new SubscriptionList());
+    const all = list.entries;
     const from = all.length;
     for (const s of added) {
       all.push(s);
-      filters.push(parseSharedFilter(s.topic)?.filter ?? s.topic);
-      granted.push(-1);
+      list.filters.push(parseSharedFilter(s.topic)?.filter ?? s.topic);
+      list.granted.push(-1);
     }
     if (this.current === 'connected') this.sendSubscribe(from, all.length);
   }
@@ -388,24 +421,19 @@ export class LeanClient<Ctx> implements StreamOwner, Flushable {
   }
 
   private setTimer(ms: number): void {
-    const timers = this.timers;
-    if (this.timer !== undefined) timers.clearTimeout(this.timer);
-    this.timer = timers.setTimeout((this.timerFn ??= () => this.onTimer()), Math.max(0, ms));
+    timerQueueFor(this.timers).arm(this, ms);
   }
 
   private clearTimer(): void {
-    if (this.timer !== undefined) {
-      this.timers.clearTimeout(this.timer);
-      this.timer = undefined;
-    }
+    if (this.timerIndex !== NOT_QUEUED) timerQueueFor(this.timers).disarm(this);
   }
 
-  private onTimer(): void {
-    this.timer = undefined;
+  /** @internal Called by the timer queue when the one timer is due. */
+  onTimer(): void {
     try {
       switch (this.current) {
         case 'connecting':
-          this.connectionLost('timeout', this.openedAt < 0
+          this.connectionLost('timeout', !this.opened
             ? `no connection within ${this.options.connectTimeoutMs} ms`
             : `no CONNACK within ${this.options.connectTimeoutMs} ms`);
           break;
@@ -439,12 +467,12 @@ export class LeanClient<Ctx> implements StreamOwner, Flushable {
       this.setTimer(this.blockedUntil - now + backoffDelay(this.attempt++, this.options.reconnect, this.options.random));
       return;
     }
-    this.openedAt = -1;
+    this.opened = false;
     this.attemptAt = this.timers.now();
     let stream: TaggedStream;
     let readyEvent: string;
     try {
-      const opened = openTransport(this.url, this.options);
+      const opened = openTransport(parseUrl(this.options.url), this.options);
       stream = opened.stream;
       readyEvent = opened.readyEvent;
     } catch (err) {
@@ -454,10 +482,7 @@ export class LeanClient<Ctx> implements StreamOwner, Flushable {
     }
     stream[CLIENT] = this;
     this.stream = stream;
-    const maxPacket = this.options.protocolVersion === 5 ? this.options.maximumPacketSize : undefined;
-    this.parser = new PacketParser(maxPacket === undefined
-      ? { protocolVersion: this.options.protocolVersion }
-      : { protocolVersion: this.options.protocolVersion, maxPacketSize: maxPacket });
+    this.parser = null;
     stream.on(readyEvent, onStreamReady);
     stream.on('data', onStreamData);
     stream.on('error', onStreamError);
@@ -479,7 +504,7 @@ export class LeanClient<Ctx> implements StreamOwner, Flushable {
     try {
       switch (kind) {
         case StreamEvent.Ready:
-          this.openedAt = this.timers.now();
+          this.opened = true;
           this.write(encodePacket(this.connectPacket(), this.options.protocolVersion));
           break;
         case StreamEvent.Data:
@@ -576,13 +601,27 @@ export class LeanClient<Ctx> implements StreamOwner, Flushable {
     this.handler.onBytes?.(this.ctx, 0, chunk.length);
     // Any byte from the broker shows the link is alive: the PINGREQ needs no PINGRESP in particular.
     this.pingSentAt = -1;
+    const own = this.parser;
+    const version = this.options.protocolVersion;
+    const maxPacket = version === 5 ? this.options.maximumPacketSize : undefined;
+    const parser = own ?? idleParser(version, maxPacket);
     let packets: Packet[];
     let failure: ProtocolError | null = null;
     try {
-      packets = this.parser!.push(chunk);
+      packets = parser.push(chunk);
     } catch (err) {
       failure = err instanceof ProtocolError ? err : new ProtocolError(0x81, String(err));
-      packets = this.parser!.completedBeforeFailure;
+      packets = parser.completedBeforeFailure;
+    }
+    if (own === null) {
+      // The shared parser now holds the start of this stream's next packet (or has failed): it becomes
+      // this client's own, and the others get a fresh one.
+      if (failure !== null || parser.hasPartialPacket) {
+        this.parser = parser;
+        dropIdleParser(version, maxPacket);
+      }
+    } else if (failure === null && !parser.hasPartialPacket) {
+      this.parser = null;
     }
     for (let i = 0; i < packets.length; i++) {
       this.handlePacket(packets[i]!);
@@ -677,8 +716,10 @@ export class LeanClient<Ctx> implements StreamOwner, Flushable {
     if (!p.sessionPresent) {
       // The broker has nothing of ours: no subscriptions, no QoS 2 ids awaiting PUBREL.
       this.awaitingRel = null;
-      this.subsConfirmed = 0;
-      this.subGranted?.fill(-1);
+      if (this.subs !== null) {
+        this.subs.confirmed = 0;
+        this.subs.granted.fill(-1);
+      }
     }
     this.resubscribe();
     this.resendInflight(p.sessionPresent);
@@ -690,14 +731,14 @@ export class LeanClient<Ctx> implements StreamOwner, Flushable {
 
   private resubscribe(): void {
     const subs = this.subs;
-    if (subs !== null && this.subsConfirmed < subs.length) this.sendSubscribe(this.subsConfirmed, subs.length);
+    if (subs !== null && subs.confirmed < subs.entries.length) this.sendSubscribe(subs.confirmed, subs.entries.length);
   }
 
   private sendSubscribe(from: number, to: number): void {
     const id = this.allocatePacketId();
     if (id === 0) return;
     (this.pendingSubacks ??= new Map()).set(id, { from, to });
-    const subscriptions = this.subs!.slice(from, to);
+    const subscriptions = this.subs!.entries.slice(from, to);
     this.write(encodePacket({ type: 'subscribe', packetId: id, subscriptions }, this.options.protocolVersion));
   }
 
@@ -823,10 +864,11 @@ export class LeanClient<Ctx> implements StreamOwner, Flushable {
     }
     this.pendingSubacks!.delete(id);
     if (this.pendingSubacks!.size === 0) this.pendingSubacks = null;
-    const granted = this.subGranted!;
+    const list = this.subs!;
+    const granted = list.granted;
     const n = Math.min(range.to - range.from, reasonCodes.length);
     for (let i = 0; i < n; i++) granted[range.from + i] = reasonCodes[i]!;
-    if (range.to > this.subsConfirmed) this.subsConfirmed = range.to;
+    if (range.to > list.confirmed) list.confirmed = range.to;
     this.handler.onSubscribed?.(this.ctx, reasonCodes);
   }
 
@@ -922,10 +964,11 @@ export class LeanClient<Ctx> implements StreamOwner, Flushable {
    *   at subscribe time [MQTT-3.3.1-9], which the client cannot tell from a live message, so it is not judged.
    */
   private judgeDelivery(topic: string, qos: QoS, retain: boolean): void {
-    const subs = this.subs;
-    if (subs === null) return;
-    const filters = this.subFilters!;
-    const granted = this.subGranted!;
+    const list = this.subs;
+    if (list === null) return;
+    const subs = list.entries;
+    const filters = list.filters;
+    const granted = list.granted;
     let maxGranted = -1;
     let matched = false;
     let retainAllowed = false;

@@ -38,7 +38,8 @@ export class Publication implements Timed {
     /** 0 for event-driven streams (PLC replies). */
     readonly intervalMs: number,
     readonly jitter: number,
-    readonly body: (nowMs: number) => Buffer,
+    /** The body of every message: a fixed Buffer (never modified), or built per message at its scheduled time. */
+    readonly body: Buffer | ((nowMs: number) => Buffer),
   ) {}
 
   fire(nowMs: number): void {
@@ -52,13 +53,16 @@ export class Publication implements Timed {
   }
 }
 
+/** What a device publishes before it is set up (one array for all). */
+const NO_PUBLICATIONS: readonly Publication[] = [];
+
 /** Device lifecycle, one field instead of flags. */
 export type DeviceState = 'planned' | 'connecting' | 'running' | 'stopping' | 'stopped';
 
 export class Device {
   state: DeviceState = 'planned';
   client!: LeanClient<Device>;
-  publications: Publication[] = [];
+  publications: readonly Publication[] = NO_PUBLICATIONS;
   /** PLC: the stream its replies go to. */
   reply: Publication | null = null;
   /** Ack token → time the publish was handed to the client (for publish→ack latency); created on first use. */

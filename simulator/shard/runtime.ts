@@ -27,7 +27,7 @@ import { histogramNames } from '../metrics/types.js';
 import { recordsSliceClock, SliceLatencyRecorder } from '../orchestrator/clock-offsets.js';
 import { fleetLayout, fleetOfStream, type RunSlice, type StreamRange } from '../orchestrator/plan.js';
 import { createPrng } from '../scenario/prng.js';
-import type { Scenario } from '../scenario/types.js';
+import type { FleetSpec, Scenario } from '../scenario/types.js';
 import { CheckerRecorder } from '../verify/checker-records.js';
 import { ShardLedger } from '../verify/ledger.js';
 import { preciseNowMs, readStamp, STAMP_LENGTH, writeStamp } from '../verify/stamp.js';
@@ -59,6 +59,9 @@ function clientTimersFor(now: () => number): NonNullable<LeanClientOptions['time
     clearTimeout: (handle: unknown): void => clearTimeout(handle as NodeJS.Timeout),
   };
 }
+
+/** The client options a fleet's devices share: all but the per-device ones (see ShardRuntime.clientOptions). */
+type FleetClientOptions = Omit<LeanClientOptions, 'clientId' | 'random' | 'localAddress' | 'createStream'>;
 
 /** Messages a device may still have waiting in its client when the run stops; beyond this a publish is refused. */
 const MAX_QUEUED = 1000;
@@ -128,6 +131,8 @@ export class ShardRuntime implements PublicationHost {
   private readonly timers: NonNullable<LeanClientOptions['timers']>;
   /** Deliveries per publishing slice (a slice of 2 to 64), for the clock offsets of `mqtt-sim merge`. */
   private readonly sliceLatency: SliceLatencyRecorder | null;
+  /** Per fleet index: the options its devices' client options inherit (clientOptions). */
+  private readonly fleetClientOptions: Array<FleetClientOptions | undefined> = [];
 
   constructor(private readonly options: ShardOptions, private readonly channel: ShardChannel) {
     this.shard = options.shard;
@@ -147,7 +152,12 @@ export class ShardRuntime implements PublicationHost {
     }
     this.done = new Promise((resolve) => (this.finished = resolve));
     this.tls = this.loadTls();
+    // Structured cloning gave every assignment its own copy of the broker URL: keep one string per URL.
+    const urls = new Map<string, string>();
     for (const a of options.devices) {
+      const url = urls.get(a.url);
+      if (url === undefined) urls.set(a.url, a.url);
+      else a.url = url;
       const fleet = this.scenario.fleets[a.fleet]!;
       const counters = this.fleetCounters[a.fleet]!;
       counters.devices++;
@@ -389,14 +399,30 @@ export class ShardRuntime implements PublicationHost {
     d.client.start();
   }
 
+  /**
+   * A device's client options: its own object holds only what differs per device (client id, PRNG, and
+   * where set a URL, local address or network link); everything else it inherits from its fleet's
+   * options, built once per shard (an options object per device would cost a few hundred bytes each).
+   */
   private clientOptions(d: Device): LeanClientOptions {
-    const target = this.scenario.target!;
     const fleet = d.fleet;
     const a = d.assignment;
-    const options: LeanClientOptions = {
-      url: a.url,
+    const base = (this.fleetClientOptions[a.fleet] ??= this.fleetOptions(fleet, a.url));
+    const options = Object.create(base) as LeanClientOptions;
+    options.clientId = a.clientId;
+    options.random = d.random;
+    if (a.url !== base.url) options.url = a.url;
+    if (a.localAddress !== undefined) options.localAddress = a.localAddress;
+    if (fleet.network !== undefined && !isTransparent(fleet.network)) options.createStream = deviceNetworkStream(d, this.scenario.seed, fleet.network, this.timers);
+    return options;
+  }
+
+  /** The client options every device of a fleet shares; `url` is the first device's (others override it). */
+  private fleetOptions(fleet: FleetSpec, url: string): FleetClientOptions {
+    const target = this.scenario.target!;
+    const options: FleetClientOptions = {
+      url,
       protocolVersion: target.protocolVersion,
-      clientId: a.clientId,
       clean: fleet.session.clean,
       sessionExpirySec: fleet.session.expirySec,
       keepaliveSec: fleet.keepaliveSec,
@@ -405,15 +431,12 @@ export class ShardRuntime implements PublicationHost {
       maxQueued: MAX_QUEUED,
       connectTimeoutMs: target.connectTimeoutMs,
       reconnect: { enabled: true, ...fleet.reconnect },
-      random: d.random,
       timers: this.timers,
     };
     if (target.username !== undefined) options.username = target.username;
     if (target.password !== undefined) options.password = target.password;
     if (this.tls) options.tls = this.tls;
-    if (a.localAddress !== undefined) options.localAddress = a.localAddress;
     if (fleet.will) options.will = { ...fleet.will, payload: Buffer.from(fleet.will.payload) };
-    if (fleet.network !== undefined && !isTransparent(fleet.network)) options.createStream = deviceNetworkStream(d, this.scenario.seed, fleet.network, this.timers);
     return options;
   }
 
@@ -462,7 +485,7 @@ export class ShardRuntime implements PublicationHost {
   /** Stamps and hands one message to the client; `scheduledMs` is when it was due (latency is measured from it). */
   publish(p: Publication, scheduledMs: number, nowMs: number): void {
     const d = p.device;
-    const body = p.body(scheduledMs);
+    const body = typeof p.body === 'function' ? p.body(scheduledMs) : p.body;
     const payload = Buffer.allocUnsafe(STAMP_LENGTH + body.length);
     const seq = p.seq++;
     writeStamp(payload, 0, p.stream, seq, p.qos, scheduledMs);
@@ -625,10 +648,11 @@ function deviceNetworkStream(d: Device, seed: number, profile: NonNullable<Devic
     profile,
     createPrng(seed, 2, d.assignment.device),
     (url, options) => {
-      // The real socket, opened as the client would open it without the hook.
+      // The real socket, opened as the client would open it without the hook (the device's options
+      // inherit most fields from its fleet's, so they are extended rather than copied).
       if (plain === undefined) {
-        const { createStream: _hook, ...rest } = options;
-        plain = rest;
+        plain = Object.create(options) as LeanClientOptions;
+        plain.createStream = undefined;
       }
       return openTransport(url, plain);
     },

@@ -438,6 +438,28 @@ describe('inbound', () => {
     expect(rec.kinds('message').map((m) => [m[0], m[1]])).toEqual([['long/topic/name', 'x'], ['long/topic/name', 'y']]);
   });
 
+  it('parses a packet split over chunks while another client receives whole packets in between (clients share an idle parser)', async () => {
+    const a = setup(5);
+    const b = setup(5);
+    const la = await a.connect();
+    const lb = await b.connect();
+    const bytes = encodePacket(publish(1, 9, false, 'split in two'), 5);
+    const cut = 7;
+    la.sendRaw(bytes.subarray(0, cut));
+    await settle();
+    lb.send(publish(1, 4, false, 'whole'));
+    await settle();
+    lb.sendRaw(Buffer.concat([encodePacket(publish(0, undefined, false, 'and'), 5), bytes.subarray(0, 3)]));
+    await settle();
+    la.sendRaw(bytes.subarray(cut));
+    lb.sendRaw(bytes.subarray(3));
+    await settle();
+    expect(a.rec.kinds('message').map((m) => m[1])).toEqual(['split in two']);
+    expect(b.rec.kinds('message').map((m) => m[1])).toEqual(['whole', 'and', 'split in two']);
+    expect(a.client.state).toBe('connected');
+    expect(b.client.state).toBe('connected');
+  });
+
   it("ends the connection with cause 'protocol' on a malformed packet", async () => {
     const { connect, rec, client } = setup(4);
     const l = await connect();
