@@ -757,17 +757,21 @@ describe('SqliteStore: restart and space', () => {
 
 /**
  * Transpiles the store to plain ESM in `dir` (type-only imports vanish) and returns sqlite.mjs's path.
- * sqlite.ts may import at runtime only node builtins, better-sqlite3 and ./sqlite-schema.js.
+ * sqlite.ts may import at runtime only node builtins, better-sqlite3, ./sqlite-schema.js and
+ * ../../common/make-directory.js.
  */
 function buildStoreForChild(dir: string): string {
-  const storeDir = fileURLToPath(new URL('../../../broker/store/', import.meta.url));
+  const root = fileURLToPath(new URL('../../../', import.meta.url));
   const betterSqlite = pathToFileURL(createRequire(import.meta.url).resolve('better-sqlite3')).href;
-  for (const name of ['sqlite.ts', 'sqlite-schema.ts']) {
-    const source = fs.readFileSync(path.join(storeDir, name), 'utf8');
+  for (const file of ['broker/store/sqlite.ts', 'broker/store/sqlite-schema.ts', 'common/make-directory.ts']) {
+    const source = fs.readFileSync(path.join(root, file), 'utf8');
     const out = ts.transpileModule(source, {
       compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: false },
-    }).outputText.replace(/from 'better-sqlite3'/g, `from '${betterSqlite}'`);
-    fs.writeFileSync(path.join(dir, name.replace(/\.ts$/, '.mjs')), out.replace(/from '\.\/sqlite-schema\.js'/g, "from './sqlite-schema.mjs'"));
+    }).outputText
+      .replace(/from 'better-sqlite3'/g, `from '${betterSqlite}'`)
+      .replace(/from '\.\/sqlite-schema\.js'/g, "from './sqlite-schema.mjs'")
+      .replace(/from '\.\.\/\.\.\/common\/make-directory\.js'/g, "from './make-directory.mjs'");
+    fs.writeFileSync(path.join(dir, path.basename(file).replace(/\.ts$/, '.mjs')), out);
   }
   return path.join(dir, 'sqlite.mjs');
 }
