@@ -204,8 +204,8 @@ export class LeanClient<Ctx> implements StreamOwner, Flushable, TimerEntry {
    * The one timer (its meaning follows from the state): this client is its own entry in the timer queue
    * its ClientTimers share (timer-queue.ts), so arming it allocates nothing. @internal
    */
-  timerAt = 0;
-  timerIndex = NOT_QUEUED;
+  atMs = 0;
+  heapIndex = NOT_QUEUED;
 
   private outbox: Buffer[] | null = null;
   private outboxBytes = 0;
@@ -425,7 +425,7 @@ export class LeanClient<Ctx> implements StreamOwner, Flushable, TimerEntry {
   }
 
   private clearTimer(): void {
-    if (this.timerIndex !== NOT_QUEUED) timerQueueFor(this.timers).disarm(this);
+    if (this.heapIndex !== NOT_QUEUED) timerQueueFor(this.timers).disarm(this);
   }
 
   /** @internal Called by the timer queue when the one timer is due. */

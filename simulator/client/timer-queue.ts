@@ -9,13 +9,14 @@
  * timers' clock, in deadline order, and an entry armed while the queue fires (a 0 ms backoff, say)
  * waits for the next wake-up instead of firing in the same turn.
  */
+import { heapPush, heapRemoveAt, type HeapEntry } from '../../common/indexed-heap.js';
 import type { ClientTimers } from './types.js';
 
-export interface TimerEntry {
+export interface TimerEntry extends HeapEntry {
   /** Deadline on the timers' clock (meaningful while queued). */
-  timerAt: number;
+  atMs: number;
   /** Position in the heap; NOT_QUEUED when not armed, DUE while its wake-up is firing it. */
-  timerIndex: number;
+  heapIndex: number;
   onTimer(): void;
 }
 
@@ -36,20 +37,18 @@ export class TimerQueue {
 
   /** (Re-)arms the entry to fire `ms` from now. */
   arm(entry: TimerEntry, ms: number): void {
-    if (entry.timerIndex >= 0) this.removeAt(entry.timerIndex);
-    entry.timerAt = this.timers.now() + Math.max(0, ms);
-    entry.timerIndex = this.heap.length;
-    this.heap.push(entry);
-    this.up(entry.timerIndex);
+    if (entry.heapIndex >= 0) heapRemoveAt(this.heap, entry.heapIndex);
+    entry.atMs = this.timers.now() + Math.max(0, ms);
+    heapPush(this.heap, entry);
     this.wake();
   }
 
   disarm(entry: TimerEntry): void {
-    const i = entry.timerIndex;
+    const i = entry.heapIndex;
     if (i === NOT_QUEUED) return;
-    entry.timerIndex = NOT_QUEUED;
+    entry.heapIndex = NOT_QUEUED;
     if (i === DUE) return;
-    this.removeAt(i);
+    heapRemoveAt(this.heap, i);
     if (this.heap.length === 0) this.clearHandle();
   }
 
@@ -64,10 +63,10 @@ export class TimerQueue {
       this.clearHandle();
       return;
     }
-    if (this.handle !== undefined && this.handleAt <= first.timerAt) return;
+    if (this.handle !== undefined && this.handleAt <= first.atMs) return;
     this.clearHandle();
-    this.handleAt = first.timerAt;
-    this.handle = this.timers.setTimeout(this.run, Math.max(0, first.timerAt - this.timers.now()));
+    this.handleAt = first.atMs;
+    this.handle = this.timers.setTimeout(this.run, Math.max(0, first.atMs - this.timers.now()));
   }
 
   private clearHandle(): void {
@@ -85,10 +84,10 @@ export class TimerQueue {
     // Take every due entry out first: what they arm while firing waits for the next wake-up.
     let due: TimerEntry[] | null = null;
     const heap = this.heap;
-    while (heap.length > 0 && heap[0]!.timerAt <= now) {
+    while (heap.length > 0 && heap[0]!.atMs <= now) {
       const entry = heap[0]!;
-      this.removeAt(0);
-      entry.timerIndex = DUE;
+      heapRemoveAt(this.heap, 0);
+      entry.heapIndex = DUE;
       (due ??= []).push(entry);
     }
     if (due === null) {
@@ -100,8 +99,8 @@ export class TimerQueue {
       for (; i < due.length; i++) {
         const entry = due[i]!;
         // Disarmed or re-armed by an earlier callback of this turn: not due any more.
-        if (entry.timerIndex !== DUE) continue;
-        entry.timerIndex = NOT_QUEUED;
+        if (entry.heapIndex !== DUE) continue;
+        entry.heapIndex = NOT_QUEUED;
         entry.onTimer();
       }
     } finally {
@@ -109,59 +108,14 @@ export class TimerQueue {
       // did not fire; they stay due for the next wake-up.
       for (let j = i + 1; j < due.length; j++) {
         const entry = due[j]!;
-        if (entry.timerIndex === DUE) {
-          entry.timerIndex = NOT_QUEUED;
+        if (entry.heapIndex === DUE) {
+          entry.heapIndex = NOT_QUEUED;
           this.arm(entry, 0);
         }
       }
       this.wake();
     }
   };
-
-  private removeAt(i: number): void {
-    const heap = this.heap;
-    const last = heap.pop()!;
-    if (i < heap.length) {
-      heap[i] = last;
-      last.timerIndex = i;
-      this.down(i);
-      this.up(last.timerIndex);
-    }
-  }
-
-  private up(i: number): void {
-    const h = this.heap;
-    const e = h[i]!;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      const parent = h[p]!;
-      if (parent.timerAt <= e.timerAt) break;
-      h[i] = parent;
-      parent.timerIndex = i;
-      i = p;
-    }
-    h[i] = e;
-    e.timerIndex = i;
-  }
-
-  private down(i: number): void {
-    const h = this.heap;
-    const n = h.length;
-    const e = h[i]!;
-    for (;;) {
-      const l = 2 * i + 1;
-      if (l >= n) break;
-      const r = l + 1;
-      const c = r < n && h[r]!.timerAt < h[l]!.timerAt ? r : l;
-      const child = h[c]!;
-      if (child.timerAt >= e.timerAt) break;
-      h[i] = child;
-      child.timerIndex = i;
-      i = c;
-    }
-    h[i] = e;
-    e.timerIndex = i;
-  }
 }
 
 /** One queue per ClientTimers object: every client built with the same timers shares its wake-ups. */

@@ -4,7 +4,9 @@
  * fire at once and report how late they were (schedule slip), so a saturated generator shows up.
  */
 
-export interface Timed {
+import { heapPush, heapRemoveAt, type HeapEntry } from '../../common/indexed-heap.js';
+
+export interface Timed extends HeapEntry {
   /** Scheduled time, epoch ms. */
   atMs: number;
   /** Position in the heap, -1 when not scheduled (maintained by the scheduler). */
@@ -35,23 +37,15 @@ export class Scheduler {
   schedule(entry: Timed): void {
     if (this.stopped) return;
     if (entry.heapIndex >= 0) this.remove(entry);
-    entry.heapIndex = this.heap.length;
-    this.heap.push(entry);
-    this.up(entry.heapIndex);
+    heapPush(this.heap, entry);
     this.arm();
   }
 
   remove(entry: Timed): void {
     const i = entry.heapIndex;
     if (i < 0) return;
-    const last = this.heap.pop()!;
+    heapRemoveAt(this.heap, i);
     entry.heapIndex = -1;
-    if (last !== entry) {
-      this.heap[i] = last;
-      last.heapIndex = i;
-      this.down(i);
-      this.up(last.heapIndex);
-    }
   }
 
   stop(): void {
@@ -92,38 +86,4 @@ export class Scheduler {
     }
     this.arm();
   };
-
-  private up(i: number): void {
-    const h = this.heap;
-    const e = h[i]!;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      const parent = h[p]!;
-      if (parent.atMs <= e.atMs) break;
-      h[i] = parent;
-      parent.heapIndex = i;
-      i = p;
-    }
-    h[i] = e;
-    e.heapIndex = i;
-  }
-
-  private down(i: number): void {
-    const h = this.heap;
-    const n = h.length;
-    const e = h[i]!;
-    for (;;) {
-      const l = 2 * i + 1;
-      if (l >= n) break;
-      const r = l + 1;
-      const c = r < n && h[r]!.atMs < h[l]!.atMs ? r : l;
-      const child = h[c]!;
-      if (child.atMs >= e.atMs) break;
-      h[i] = child;
-      child.heapIndex = i;
-      i = c;
-    }
-    h[i] = e;
-    e.heapIndex = i;
-  }
 }

@@ -6,39 +6,10 @@
 import { Duplex } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { LeanClient } from '../../../../simulator/client/lean-client.js';
-import type { ClientTimers, LeanClientHandler, LeanClientOptions } from '../../../../simulator/client/types.js';
+import type { LeanClientHandler, LeanClientOptions } from '../../../../simulator/client/types.js';
 import type { DisconnectCause } from '../../../../simulator/metrics/types.js';
 import { PacketParser, encodePacket, type Packet, type PublishPacket, type QoS } from '../../../../protocol/index.js';
-
-/** Manual clock: timers fire only inside advance(). Tracks how many are pending at once. */
-class FakeTimers implements ClientTimers {
-  t = 1_000_000;
-  private seq = 0;
-  readonly pending = new Map<number, { at: number; fn: () => void; ms: number }>();
-  maxPending = 0;
-  readonly delays: number[] = [];
-  now(): number { return this.t; }
-  setTimeout(fn: () => void, ms: number): unknown {
-    const id = ++this.seq;
-    this.pending.set(id, { at: this.t + ms, fn, ms });
-    this.delays.push(ms);
-    this.maxPending = Math.max(this.maxPending, this.pending.size);
-    return id;
-  }
-  clearTimeout(handle: unknown): void { this.pending.delete(handle as number); }
-  advance(ms: number): void {
-    const end = this.t + ms;
-    for (;;) {
-      let next: [number, { at: number; fn: () => void }] | undefined;
-      for (const e of this.pending) if (e[1].at <= end && (next === undefined || e[1].at < next[1].at)) next = e;
-      if (next === undefined) break;
-      this.pending.delete(next[0]);
-      this.t = next[1].at;
-      next[1].fn();
-    }
-    this.t = end;
-  }
-}
+import { FakeTimers } from '../../../helpers/fake-timers.js';
 
 /** The broker's end of an in-memory link: parses what the client writes, pushes what the test sends. */
 class FakeLink {

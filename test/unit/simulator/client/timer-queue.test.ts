@@ -5,43 +5,15 @@
  */
 import { describe, expect, it } from 'vitest';
 import { NOT_QUEUED, TimerQueue, type TimerEntry } from '../../../../simulator/client/timer-queue.js';
-import type { ClientTimers } from '../../../../simulator/client/types.js';
-
-/** Manual clock: the queue's timers fire only inside advance(). */
-class FakeTimers implements ClientTimers {
-  t = 1_000;
-  private seq = 0;
-  readonly pending = new Map<number, { at: number; fn: () => void }>();
-  maxPending = 0;
-  now(): number { return this.t; }
-  setTimeout(fn: () => void, ms: number): unknown {
-    const id = ++this.seq;
-    this.pending.set(id, { at: this.t + ms, fn });
-    this.maxPending = Math.max(this.maxPending, this.pending.size);
-    return id;
-  }
-  clearTimeout(handle: unknown): void { this.pending.delete(handle as number); }
-  advance(ms: number): void {
-    const end = this.t + ms;
-    for (;;) {
-      let next: [number, { at: number; fn: () => void }] | undefined;
-      for (const e of this.pending) if (e[1].at <= end && (next === undefined || e[1].at < next[1].at)) next = e;
-      if (next === undefined) break;
-      this.pending.delete(next[0]);
-      this.t = next[1].at;
-      next[1].fn();
-    }
-    this.t = end;
-  }
-}
+import { FakeTimers } from '../../../helpers/fake-timers.js';
 
 function entry(name: string, fired: string[], onTimer?: () => void): TimerEntry {
-  return { timerAt: 0, timerIndex: NOT_QUEUED, onTimer: onTimer ?? (() => fired.push(name)) };
+  return { atMs: 0, heapIndex: NOT_QUEUED, onTimer: onTimer ?? (() => fired.push(name)) };
 }
 
 describe('TimerQueue', () => {
   it('fires entries in deadline order, each once its deadline has passed, on one underlying timer', () => {
-    const timers = new FakeTimers();
+    const timers = new FakeTimers(1_000);
     const queue = new TimerQueue(timers);
     const fired: string[] = [];
     const names = ['e', 'b', 'd', 'a', 'c'];
@@ -59,7 +31,7 @@ describe('TimerQueue', () => {
   });
 
   it('re-arming moves the deadline; disarming cancels it and the last disarm clears the underlying timer', () => {
-    const timers = new FakeTimers();
+    const timers = new FakeTimers(1_000);
     const queue = new TimerQueue(timers);
     const fired: string[] = [];
     const a = entry('a', fired);
@@ -70,14 +42,14 @@ describe('TimerQueue', () => {
     timers.advance(250);
     expect(fired).toEqual(['b']);
     queue.disarm(a);
-    expect(a.timerIndex).toBe(NOT_QUEUED);
+    expect(a.heapIndex).toBe(NOT_QUEUED);
     expect(timers.pending.size).toBe(0);
     timers.advance(1000);
     expect(fired).toEqual(['b']);
   });
 
   it('a callback may disarm or re-arm another entry due in the same wake-up; that entry then does not fire', () => {
-    const timers = new FakeTimers();
+    const timers = new FakeTimers(1_000);
     const queue = new TimerQueue(timers);
     const fired: string[] = [];
     const b = entry('b', fired);
@@ -97,12 +69,12 @@ describe('TimerQueue', () => {
   });
 
   it('an entry armed with 0 ms by its own callback fires at the next wake-up, not in the same turn', () => {
-    const timers = new FakeTimers();
+    const timers = new FakeTimers(1_000);
     const queue = new TimerQueue(timers);
     let count = 0;
     const again: TimerEntry = {
-      timerAt: 0,
-      timerIndex: NOT_QUEUED,
+      atMs: 0,
+      heapIndex: NOT_QUEUED,
       onTimer: () => {
         count++;
         if (count < 3) queue.arm(again, 0);
@@ -118,7 +90,7 @@ describe('TimerQueue', () => {
   });
 
   it('a wake-up that finds nothing due (the earliest entry was disarmed) re-arms for the next deadline', () => {
-    const timers = new FakeTimers();
+    const timers = new FakeTimers(1_000);
     const queue = new TimerQueue(timers);
     const fired: string[] = [];
     const a = entry('a', fired);
