@@ -475,14 +475,13 @@ function formatSeconds(ms: number): string {
  * `target mqtt://host:1883 is unreachable: ECONNREFUSED.` without runScenario's advice for a single
  * run (check the URL, or omit the target): in a ramp the target answered before, so that advice does not fit.
  */
-export function withoutRunAdvice(message: string): string {
-  return message.replace(/\.\s+Check that the broker runs\b[^]*$/, '.');
+export function withoutRunAdvice(err: TargetUnreachableError): string {
+  return err.problem;
 }
 
-/** What a later step's unreachable error says in a ramp: runScenario's message, with advice that fits a target that answered the steps before. */
-export function unreachableInRamp(message: string): string {
-  const base = withoutRunAdvice(message);
-  return base === message ? message : `${base} It answered the steps before, so it went down or stopped accepting connections since; check the broker and its log.`;
+/** What a later step's unreachable error says in a ramp: runScenario's problem, with advice that fits a target that answered the steps before. */
+export function unreachableInRamp(err: TargetUnreachableError): string {
+  return err.advice === '' ? err.message : `${err.problem} It answered the steps before, so it went down or stopped accepting connections since; check the broker and its log.`;
 }
 
 /**
@@ -500,7 +499,7 @@ export async function findOutage(result: RunResult, scenario: Scenario, brokerPi
       await checkReachable(scenario.target);
     } catch (err) {
       if (!(err instanceof TargetUnreachableError)) throw err;
-      signs.push(`after the step, ${withoutRunAdvice(err.message).replace(/\.$/, '')}`);
+      signs.push(`after the step, ${withoutRunAdvice(err).replace(/\.$/, '')}`);
     }
   }
   return signs;
@@ -668,13 +667,14 @@ export async function runCapacityRamp(input: Scenario, options: CapacityOptions)
         return { stop: 'generator-saturated', detail: `${what} cannot run on this machine: ${message} The simulator, not the target, is the limit: the knee is a lower bound.` };
       }
       const unreachable = err instanceof TargetUnreachableError || brokerGone;
+      const unreachableMessage = err instanceof TargetUnreachableError ? unreachableInRamp(err) : message;
       const error: CapacityStepError = {
         step: index,
         refining,
         devices: rampedDevices(scenario),
         offeredRate: expectedPublishRates(scenario).total,
         kind: unreachable ? 'target-unreachable' : 'internal',
-        message: brokerGone && !(err instanceof TargetUnreachableError) ? `the broker process (--broker-pid ${options.brokerPid}) is gone: ${message}` : unreachable ? unreachableInRamp(message) : message,
+        message: brokerGone && !(err instanceof TargetUnreachableError) ? `the broker process (--broker-pid ${options.brokerPid}) is gone: ${message}` : unreachable ? unreachableMessage : message,
       };
       return { stop: 'error', detail: `${what} failed${unreachable ? ' (the target became unreachable)' : ''}, so it measured nothing: ${error.message}`, error, cause: err };
     }

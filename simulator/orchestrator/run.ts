@@ -85,10 +85,16 @@ export interface RunOutcome {
   reportError?: string;
 }
 
-/** The target did not accept a TCP connection: exit code 3. */
+/**
+ * The target did not accept a TCP connection: exit code 3. The message is the problem, then the advice
+ * for a single run, kept apart so a caller with other advice (a capacity ramp) can use the problem alone.
+ */
 export class TargetUnreachableError extends Error {
-  constructor(message: string) {
-    super(message);
+  constructor(
+    readonly problem: string,
+    readonly advice = '',
+  ) {
+    super(advice === '' ? problem : `${problem} ${advice}`);
     this.name = 'TargetUnreachableError';
   }
 }
@@ -127,7 +133,7 @@ export async function checkReachable(target: TargetSpec): Promise<void> {
           const socket = net.connect({ host, port });
           const fail = (why: string): void => {
             socket.destroy();
-            reject(new TargetUnreachableError(`target ${raw} is unreachable: ${why}. Check that the broker runs and the URL is right, or omit the target to use the embedded reference broker.`));
+            reject(new TargetUnreachableError(`target ${raw} is unreachable: ${why}.`, 'Check that the broker runs and the URL is right, or omit the target to use the embedded reference broker.'));
           };
           socket.setTimeout(timeoutMs, () => fail(`no answer within ${timeoutMs} ms`));
           socket.once('error', (err: NodeJS.ErrnoException) => fail(err.code ?? err.message));

@@ -399,12 +399,12 @@ describe('unreachableInRamp', () => {
     const message = (err as Error).message;
     // What `mqtt-sim run` prints keeps its advice.
     expect(message).toMatch(/or omit the target to use the embedded reference broker\.$/);
-    expect(withoutRunAdvice(message)).toBe(`target mqtt://127.0.0.1:${REFUSED_PORT} is unreachable: ECONNREFUSED.`);
-    expect(unreachableInRamp(message)).toBe(
+    expect(withoutRunAdvice(err as TargetUnreachableError)).toBe(`target mqtt://127.0.0.1:${REFUSED_PORT} is unreachable: ECONNREFUSED.`);
+    expect(unreachableInRamp(err as TargetUnreachableError)).toBe(
       `target mqtt://127.0.0.1:${REFUSED_PORT} is unreachable: ECONNREFUSED. It answered the steps before, so it went down or stopped accepting connections since; check the broker and its log.`,
     );
     // Other messages pass as they are.
-    expect(unreachableInRamp('no consumer could connect and subscribe: ECONNRESET')).toBe('no consumer could connect and subscribe: ECONNRESET');
+    expect(unreachableInRamp(new TargetUnreachableError('no consumer could connect and subscribe: ECONNRESET'))).toBe('no consumer could connect and subscribe: ECONNRESET');
   });
 });
 
@@ -666,7 +666,7 @@ describe('runCapacityRamp', () => {
   });
 
   it('rewrites the advice of an unreachable target at a later step for a ramp', async () => {
-    const unreachable = new TargetUnreachableError(`target mqtt://127.0.0.1:1 is unreachable: ECONNREFUSED. Check that the broker runs and the URL is right, or omit the target to use the embedded reference broker.`);
+    const unreachable = new TargetUnreachableError('target mqtt://127.0.0.1:1 is unreachable: ECONNREFUSED.', 'Check that the broker runs and the URL is right, or omit the target to use the embedded reference broker.');
     const { result } = await runCapacityRamp(ten(), rampOptions(syntheticRunner(10_000, { fail: { 2: unreachable } }).runner));
     expect(result.error!.message).toBe('target mqtt://127.0.0.1:1 is unreachable: ECONNREFUSED. It answered the steps before, so it went down or stopped accepting connections since; check the broker and its log.');
     expect(result.stopDetail).not.toContain('omit the target');
